@@ -1,0 +1,306 @@
+"""NAVSIM's batched LQR trajectory tracker driving the kinematic bicycle (pseudo-simulation of a plan).
+
+Reproduces `PDMSimulator.simulate_proposals` + `BatchLQRTracker` + `batch_lqr_utils` (navsim
+`pdm_planner/simulation/`), a batch port of nuPlan's `LQRTracker`, in batched torch float64.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from envs.sim.dynamics import EgoStates, bicycle_step
+from envs.sim.vehicle import PACIFICA, VehicleParams
+
+
+@dataclass(frozen=True)
+class LQRParams:
+    """Tracker settings; defaults are `BatchLQRTracker.__init__` and `batch_lqr_utils` constants."""
+
+    q_longitudinal: float = 10.0
+    """Weight on the velocity error at the lookahead."""
+    r_longitudinal: float = 1.0
+    """Weight on the acceleration input."""
+    q_lateral: tuple[float, float, float] = (1.0, 10.0, 0.0)
+    """Diagonal weights on (lateral error, heading error, steering angle) at the lookahead."""
+    r_lateral: float = 1.0
+    """Weight on the steering-rate input."""
+    dt: float = 0.1
+    """[s] Discretisation of the reference poses and of the simulation (`interval_length`)."""
+    tracking_horizon: int = 10
+    """Lookahead in steps for both LQR sub-problems (> 1, else steering rate has no effect)."""
+    jerk_penalty: float = 1e-4
+    """Regularisation on acceleration differences in the velocity-profile fit."""
+    curvature_rate_penalty: float = 1e-2
+    """Regularisation on curvature rate in the curvature-profile fit."""
+    initial_curvature_penalty: float = 1e-10
+    """Small weight on the initial curvature so the fit stays well posed at zero speed
+    (`INITIAL_CURVATURE_PENALTY`)."""
+    stopping_proportional_gain: float = 0.5
+    """P gain of the stopping controller [1/s]."""
+    stopping_velocity: float = 0.2
+    """[m/s] Below this (both ego and reference speed) the stopping controller replaces LQR."""
+
+    def __post_init__(self):
+        positive = (
+            "r_longitudinal",
+            "r_lateral",
+            "dt",
+            "jerk_penalty",
+            "curvature_rate_penalty",
+            "initial_curvature_penalty",
+            "stopping_proportional_gain",
+            "stopping_velocity",
+        )
+        for name in positive:
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"lqr.{name}={value!r}: must be a positive finite number")
+        if not (math.isfinite(self.q_longitudinal) and self.q_longitudinal >= 0):
+            raise ValueError(f"lqr.q_longitudinal={self.q_longitudinal!r}: must be finite and >= 0")
+        if len(self.q_lateral) != 3 or not all(math.isfinite(q) and q >= 0 for q in self.q_lateral):
+            raise ValueError(
+                f"lqr.q_lateral={self.q_lateral!r}: must be 3 finite weights >= 0 "
+                "(lateral error, heading error, steering angle)"
+            )
+        if not (isinstance(self.tracking_horizon, int) and self.tracking_horizon > 1):
+            raise ValueError(f"lqr.tracking_horizon={self.tracking_horizon!r}: must be an integer > 1")
+
+    @property
+    def simulation_dt(self) -> float:
+        """[s] Step the bicycle model integrates over: NAVSIM passes nuPlan's `TimePoint.time_s` of the
+        step, `time_us * 1e-6`, which for 0.1 s is 0.09999999999999999 (not 0.1)."""
+        return int(self.dt * 1_000_000) * 1e-6
+
+
+def lqr_track(
+    reference: Tensor,
+    initial: EgoStates,
+    vehicle: VehicleParams = PACIFICA,
+    params: LQRParams = LQRParams(),
+) -> EgoStates:
+    """Simulate the ego tracking reference poses: state 0 = `initial`, then N-1 LQR + bicycle steps.
+
+    reference: (..., N, 3) global rear-axle poses at 0, dt, ..., (N-1)·dt (N >= 2), e.g. from
+    `trajectory.plan_to_reference`. initial: EgoStates (..., 1), leading dims broadcast with the
+    reference's. Returns EgoStates (..., N). Only the reference poses are used, as in NAVSIM.
+    """
+    reference = _check_reference(reference)
+    if not isinstance(initial, EgoStates) or initial.num_steps != 1:
+        raise ValueError(f"initial={type(initial).__name__}: expected EgoStates with T = 1")
+    try:
+        batch = torch.broadcast_shapes(reference.shape[:-2], initial.batch_shape)
+    except RuntimeError:
+        raise ValueError(
+            f"initial.batch_shape={tuple(initial.batch_shape)!r}: does not broadcast with "
+            f"reference.shape={tuple(reference.shape)!r}"
+        ) from None
+    num_poses = reference.shape[-2]
+    reference = reference.expand(batch + reference.shape[-2:])
+    state = EgoStates(
+        **{
+            name: value.to(device=reference.device, dtype=torch.float64).expand(
+                batch + value.shape[len(initial.batch_shape) :]
+            )
+            for name, value in vars(initial).items()
+        }
+    )
+
+    velocity_profile, curvature_profile = fit_velocity_curvature_profiles(reference, params)
+    sim_dt = params.simulation_dt
+    states = [state]
+    for k in range(num_poses - 1):
+        accel_cmd, steering_rate_cmd = tracker_commands(
+            k, state, reference, velocity_profile, curvature_profile, vehicle, params
+        )
+        state = bicycle_step(state, accel_cmd[..., None], steering_rate_cmd[..., None], vehicle, sim_dt)
+        states.append(state)
+    return EgoStates.cat(states)
+
+
+def _check_reference(reference: Tensor) -> Tensor:
+    if not isinstance(reference, Tensor):
+        raise ValueError(f"reference={reference!r}: expected a torch.Tensor of shape (..., N, 3)")
+    if reference.ndim < 2 or reference.shape[-1] != 3 or reference.shape[-2] < 2:
+        raise ValueError(f"reference.shape={tuple(reference.shape)!r}: expected (..., N, 3) with N >= 2")
+    reference = reference.to(torch.float64)
+    bad = ~torch.isfinite(reference)
+    if bad.any():
+        first = tuple(int(i) for i in bad.nonzero()[0])
+        raise ValueError(f"reference[{first}]={reference[first].item()!r}: must be finite")
+    return reference
+
+
+def wrap_angle_atan2(angle: Tensor) -> Tensor:
+    """Wrap to (-pi, pi] as NAVSIM's `normalize_angle`: atan2(sin, cos)."""
+    return torch.atan2(torch.sin(angle), torch.cos(angle))
+
+
+def fit_velocity_curvature_profiles(reference: Tensor, params: LQRParams) -> tuple[Tensor, Tensor]:
+    """Regularised least-squares speed and curvature profiles of a pose sequence.
+
+    reference (..., N, 3) -> velocity (..., N-1) [m/s] and curvature (..., N-1) [1/m], one per
+    displacement. `get_velocity_curvature_profiles_with_derivatives_from_poses`: unknowns are
+    (v0, a_0..a_{N-3}) with a jerk penalty on acceleration differences, then (kappa0, kappa_rate_0..)
+    with a curvature-rate penalty, each solved as pinv(AᵀA + penalty)·Aᵀ·y.
+    """
+    dt = params.dt
+    displacements = reference[..., 1:, :] - reference[..., :-1, :]  # (..., M, 3), M = N-1
+    num_disp = displacements.shape[-2]
+    dtype, device = reference.dtype, reference.device
+    lower = torch.ones(num_disp, num_disp, dtype=torch.bool, device=device).tril()  # j <= i
+
+    # --- velocity / acceleration fit: displacement i = (v0·dt + dt²·sum_{j<i} a_j)·(cos, sin)(θ_i) ---
+    headings = reference[..., :-1, 2]
+    direction = torch.stack([torch.cos(headings), torch.sin(headings)], dim=-1)  # (..., M, 2)
+    # column 0 multiplies v0, column j >= 1 multiplies a_{j-1} and is active for rows i >= j
+    columns = torch.where(lower, direction[..., None] * dt**2, 0.0)  # (..., M, 2, M) before fix-up
+    columns = torch.cat([direction[..., None] * dt, columns[..., 1:]], dim=-1)
+    design = columns.reshape(*columns.shape[:-3], 2 * num_disp, num_disp)  # rows dx_0, dy_0, dx_1...
+    observed = displacements[..., :2].reshape(*displacements.shape[:-2], 2 * num_disp)
+    jerk = _difference_matrix(num_disp, dtype, device)  # (M-2, M), zero column for v0
+    normal = design.mT @ design + params.jerk_penalty * (jerk.mT @ jerk)
+    solution = _solve(normal, design, observed)
+    initial_velocity, accelerations = solution[..., 0], solution[..., 1:]
+    velocity = _integrate(initial_velocity, accelerations, dt)  # (..., M)
+
+    # --- curvature / curvature-rate fit: heading change i = v_i·dt·(kappa0 + dt·sum_{j<i} kdot_j) ---
+    heading_changes = wrap_angle_atan2(displacements[..., 2])
+    speed_dt2 = velocity * dt**2
+    design = torch.where(lower, speed_dt2[..., :, None], 0.0)
+    design = torch.cat([(velocity * dt)[..., None], design[..., 1:]], dim=-1)
+    # NAVSIM scales rows 1.. of the lower-triangular ones by v_i·dt², leaving row 0 (column >= 1) at 0
+    regulariser = torch.full((num_disp,), params.curvature_rate_penalty, dtype=dtype, device=device)
+    regulariser[0] = params.initial_curvature_penalty
+    normal = design.mT @ design + torch.diag(regulariser)
+    solution = _solve(normal, design, heading_changes)
+    curvature = _integrate(solution[..., 0], solution[..., 1:], dt)
+    return velocity, curvature
+
+
+def _difference_matrix(num_disp: int, dtype, device) -> Tensor:
+    """Jerk regulariser: rows a_{j+1} - a_j over the acceleration unknowns, zero column for v0.
+
+    NAVSIM builds it with M-2 rows (and crashes for M = 1); an empty regulariser is used there.
+    """
+    rows = max(num_disp - 2, 0)
+    matrix = torch.zeros(rows, num_disp, dtype=dtype, device=device)
+    index = torch.arange(rows, device=device)
+    matrix[index, index + 1] = -1.0
+    matrix[index, index + 2] = 1.0
+    return matrix
+
+
+def _solve(normal: Tensor, design: Tensor, observed: Tensor) -> Tensor:
+    """x = (pinv(normal) @ designᵀ) @ observed, with numpy's pinv cut-off (rcond 1e-15 · σ_max)."""
+    intermediate = torch.linalg.pinv(normal, rtol=1e-15) @ design.mT
+    return (intermediate @ observed[..., None])[..., 0]
+
+
+def _integrate(initial: Tensor, derivatives: Tensor, dt: float) -> Tensor:
+    """[x0, x0 + d0·dt, x0 + (d0·dt + d1·dt), ...]: `_generate_profile_from_initial_condition_and_derivatives`."""
+    steps = torch.cumsum(derivatives * dt, dim=-1)
+    return initial[..., None] + torch.nn.functional.pad(steps, (1, 0))
+
+
+def tracker_commands(
+    k: int,
+    state: EgoStates,
+    reference: Tensor,
+    velocity_profile: Tensor,
+    curvature_profile: Tensor,
+    vehicle: VehicleParams,
+    params: LQRParams,
+) -> tuple[Tensor, Tensor]:
+    """Acceleration [m/s²] and steering-rate [rad/s] commands (...,) at step k (`track_trajectory`).
+
+    state: EgoStates (..., 1) at step k; reference (..., N, 3); profiles (..., N-1).
+    """
+    horizon, dt = params.tracking_horizon, params.dt
+    x, y, heading = state.pose[..., 0, :].unbind(-1)
+    speed = state.velocity[..., 0, 0]  # NAVSIM tracks vx, not hypot(vx, vy)
+    steer = state.steering_angle[..., 0]
+
+    # --- errors relative to reference pose k, in the reference's Frenet frame ---
+    ref_x, ref_y, ref_heading = reference[..., k, :].unbind(-1)
+    x_error, y_error = x - ref_x, y - ref_y
+    lateral_error = -x_error * torch.sin(ref_heading) + y_error * torch.cos(ref_heading)
+    heading_error = wrap_angle_atan2(heading - ref_heading)
+
+    # --- references: speed at the lookahead, curvature over the window (padded with its end) ---
+    last = velocity_profile.shape[-1] - 1
+    reference_index = min(k + horizon, last)
+    reference_speed = velocity_profile[..., reference_index]
+    window = curvature_profile[..., k:reference_index]
+    pad = curvature_profile[..., reference_index : reference_index + 1]
+    curvature = torch.cat([window, pad.expand(*pad.shape[:-1], horizon - window.shape[-1])], dim=-1)
+
+    # --- stopping P controller (replaces both LQRs when ego and reference are slow) ---
+    is_stopping = (reference_speed <= params.stopping_velocity) & (speed <= params.stopping_velocity)
+    stopping_accel = -params.stopping_proportional_gain * (speed - reference_speed)
+
+    # --- longitudinal LQR: v_N = v_0 + (N·dt)·a, one step, target v_ref ---
+    gain_b = horizon * dt
+    inverse = -1 / (gain_b * params.q_longitudinal * gain_b + params.r_longitudinal)
+    lqr_accel = inverse * gain_b * params.q_longitudinal * (speed - reference_speed)
+    accel = torch.where(is_stopping, stopping_accel, lqr_accel)
+
+    # --- lateral LQR over the lookahead, linearised about speeds v + a·dt·j ---
+    speeds = _integrate(speed, lqr_accel[..., None].expand(*lqr_accel.shape, horizon), dt)[..., :horizon]
+    steering_rate = _lateral_lqr(lateral_error, heading_error, steer, speeds, curvature, vehicle, params)
+    steering_rate = torch.where(is_stopping, torch.zeros_like(steering_rate), steering_rate)
+    return accel, steering_rate
+
+
+def _lateral_lqr(
+    lateral_error: Tensor,
+    heading_error: Tensor,
+    steer: Tensor,
+    speeds: Tensor,
+    curvature: Tensor,
+    vehicle: VehicleParams,
+    params: LQRParams,
+) -> Tensor:
+    """Steering rate (...,) from the one-step lateral LQR (`_lateral_lqr_controller`).
+
+    The error state (e, psi, delta) evolves as x_{j+1} = M_j x_j + B_in·u + g_j with
+    M_j = [[1, v_j·dt, 0], [0, 1, v_j·dt/L], [0, 0, 1]], B_in = (0, 0, dt), g_j = (0, -v_j·kappa_j·dt, 0).
+    NAVSIM multiplies these 3x3 matrices over the horizon; with this sparsity every product entry is a
+    running sum, so the same sequence of floating-point additions is done here with cumsums
+    (speeds/curvature (..., H)).
+    """
+    dt = params.dt
+    a = speeds * dt  # M_j[0, 1]
+    b = speeds * dt / vehicle.wheel_base  # M_j[1, 2]
+    c = -speeds * curvature * dt  # g_j[1]
+
+    def exclusive(values: Tensor) -> Tensor:
+        """Running sum before step j (0 at j = 0) and after the last step."""
+        running = torch.cumsum(values, dim=-1)
+        return torch.nn.functional.pad(running[..., :-1], (1, 0)), running[..., -1]
+
+    # state matrix A = prod M_j = [[1, p, q], [0, 1, r], [0, 0, 1]]
+    r_before, r = exclusive(b)
+    _, p = exclusive(a)
+    _, q = exclusive(a * r_before)
+    # input matrix B: B2 += dt, B1 += b_j·B2, B0 += a_j·B1 (old values)
+    b2_before, b2 = exclusive(torch.full_like(a, dt))
+    b1_before, b1 = exclusive(b * b2_before)
+    _, b0 = exclusive(a * b1_before)
+    # affine term g: g1 += c_j, g0 += a_j·g1 (old value), g2 = 0
+    g1_before, g1 = exclusive(c)
+    _, g0 = exclusive(a * g1_before)
+
+    # zero-input prediction x̂ = A x0 + g, angle entries wrapped
+    pred_lateral = lateral_error + p * heading_error + q * steer + g0
+    pred_heading = wrap_angle_atan2(heading_error + r * steer + g1)
+    pred_steer = wrap_angle_atan2(steer)
+
+    q0, q1, q2 = params.q_lateral
+    bq0, bq1, bq2 = b0 * q0, b1 * q1, b2 * q2
+    inverse = -1 / (bq0 * b0 + bq1 * b1 + bq2 * b2 + params.r_lateral)
+    tail = bq0 * pred_lateral + bq1 * pred_heading + bq2 * pred_steer
+    return inverse * tail
