@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from envs.metrics.collision import no_at_fault_collision
-from envs.metrics.comfort import comfort_v1, history_comfort, history_states
+from envs.metrics.comfort import PastStates, comfort_v1, history_comfort, history_states
 from envs.metrics.context import (
     MapContext,
     Observation,
@@ -77,8 +77,8 @@ class PreparedScenes:
     """(B, 3) global rear-axle pose at t = 0."""
     fixed_states: EgoStates
     """(B, K, 41) simulated reference (k = 0) and, for EPDMS with the filter, human (k = 1)."""
-    history: EgoStates | None
-    """(B, Th) past human states for history comfort (EPDMS)."""
+    history: PastStates | None
+    """Past human states for history comfort (EPDMS)."""
     config: ScoringConfig
 
     @property
@@ -115,13 +115,12 @@ def prepare_scenes(scenes: list[Scene], config: ScoringConfig = ScoringConfig(),
     origin = torch.as_tensor(np.stack([s.ego_pose for s in scenes]), dtype=torch.float64, device=device)
     hist = [s.history for s in scenes]
     initial = initial_ego_state(
-        origin[:, None],
-        torch.as_tensor(np.stack([h.velocity[-1] for h in hist]), dtype=torch.float64, device=device)[:, None],
-        torch.as_tensor(np.stack([h.acceleration[-1] for h in hist]), dtype=torch.float64, device=device)[:, None],
+        origin,
+        torch.as_tensor(np.stack([h.velocity[-1] for h in hist]), dtype=torch.float64, device=device),
+        torch.as_tensor(np.stack([h.acceleration[-1] for h in hist]), dtype=torch.float64, device=device),
     )
 
-    reference = _reference_plans(scenes, routes)
-    fixed = [torch.stack([_plan_poses(p, origin[b]) for b, p in enumerate(reference)])]
+    fixed = [_reference_poses(scenes, routes, origin)]
     if is_v2 and config.human_filter:
         missing = [s.token for s in scenes if s.human_trajectory is None]
         if missing:
@@ -129,24 +128,41 @@ def prepare_scenes(scenes: list[Scene], config: ScoringConfig = ScoringConfig(),
         fixed.append(torch.stack([_plan_poses(s.human_trajectory, origin[b]) for b, s in enumerate(scenes)]))
     fixed_poses = torch.stack(fixed, dim=1)  # (B, K, 41, 3)
     fixed_states = _simulate(fixed_poses, _expand(initial, fixed_poses.shape[1]), scenes)
-    history = history_states(scenes, device=device) if is_v2 else None
+    history = _past_states(scenes, device) if is_v2 else None
     return PreparedScenes(
         scenes=tuple(scenes), routes=tuple(routes), map_ctx=map_ctx, observation=observation,
         initial=initial, origin=origin, fixed_states=fixed_states, history=history, config=config,
     )
 
 
-def _reference_plans(scenes: list[Scene], routes: list[SceneRoute]) -> list[Plan]:
-    """The scene's own reference where given, else PDM-Closed's plan (one batched call)."""
-    plans: list[Plan | None] = [s.reference_trajectory for s in scenes]
-    todo = [i for i, p in enumerate(plans) if p is None]
+def _past_states(scenes: list[Scene], device) -> PastStates:
+    """Logged ego history of every scene, batched (all scenes must log the same number of frames)."""
+    lengths = {len(s.history.t) for s in scenes}
+    if len(lengths) > 1:
+        raise ValueError(f"ego.history: scenes in one batch log {sorted(lengths)} history frames; score them separately")
+
+    def stack(name: str) -> Tensor:
+        return torch.as_tensor(np.stack([getattr(s.history, name) for s in scenes]), dtype=torch.float64, device=device)
+
+    return history_states(stack("t"), stack("pose"), stack("velocity"), stack("acceleration"))
+
+
+def _reference_poses(scenes: list[Scene], routes: list[SceneRoute], origin: Tensor) -> Tensor:
+    """(B, 41, 3) global reference poses: the scene's own reference plan where given, else
+    PDM-Closed's cached trajectory (one batched call), whose first pose is the ego's projection
+    onto the path, exactly as NAVSIM caches it."""
+    poses: list[Tensor | None] = [
+        None if s.reference_trajectory is None else _plan_poses(s.reference_trajectory, origin[b])
+        for b, s in enumerate(scenes)
+    ]
+    todo = [i for i, p in enumerate(poses) if p is None]
     if todo:
         from envs.sim.pdm_closed import pdm_closed_plan
 
-        result = pdm_closed_plan([scenes[i] for i in todo])
-        for i, plan in zip(todo, result.plans):
-            plans[i] = plan
-    return plans
+        result = pdm_closed_plan([scenes[i] for i in todo], routes=[routes[i] for i in todo], device=origin.device)
+        for j, i in enumerate(todo):
+            poses[i] = result.trajectory[j, : round(HORIZON_S / STEP_S) + 1].to(origin)
+    return torch.stack(poses)  # type: ignore[arg-type]
 
 
 def _expand(states: EgoStates, count: int) -> EgoStates:
@@ -180,8 +196,29 @@ def _per_proposal_scores(prep: PreparedScenes, states: EgoStates) -> dict[str, T
     return out
 
 
-def score_poses(prep: PreparedScenes, poses: Tensor, interval: float) -> SubScores:
-    """Score G plans per scene: poses (B, G, H, 3) in each scene's ego frame -> SubScores (B, G)."""
+@dataclass(frozen=True)
+class ScoredPlans:
+    """Sub-scores of B x G plans. `reported` is what NAVSIM displays; `scored` feeds the totals.
+
+    They differ only for EPDMS with the pre-fix human filter (`human_filter_fixed=False`).
+    """
+
+    reported: SubScores
+    scored: SubScores
+
+    @property
+    def pdms(self) -> Tensor:
+        """(B, G) NAVSIM v1.1 PDMS."""
+        return pdm_score(self.scored)
+
+    @property
+    def epdms(self) -> Tensor:
+        """(B, G) NAVSIM v2.2 EPDMS (one frame: EC = 1)."""
+        return epdm_score(self.scored)
+
+
+def score_poses(prep: PreparedScenes, poses: Tensor, interval: float) -> ScoredPlans:
+    """Score G plans per scene: poses (B, G, H, 3) in each scene's ego frame -> sub-scores (B, G)."""
     validate_plan_poses(poses, name="trajectory.poses")
     if poses.dim() != 4 or poses.shape[0] != prep.batch_size:
         raise ValueError(
@@ -213,15 +250,9 @@ def score_poses(prep: PreparedScenes, poses: Tensor, interval: float) -> SubScor
     if is_v2 and prep.config.human_filter:
         human = {name: value[:, 1:2].expand(B, G) for name, value in raw.items() if name != "raw_progress"}
         human_scores = SubScores(ep=ones, hc=ones, ec=ones, **human)
-        return apply_human_filter(scores, human_scores, fixed=prep.config.human_filter_fixed)
-    return scores
-
-
-def totals(prep: PreparedScenes, scores: SubScores) -> Tensor:
-    """The configured total (PDMS or EPDMS) of SubScores (B, G)."""
-    if prep.config.metric is Metric.EPDMS:
-        return epdm_score(scores)
-    return pdm_score(scores)
+        filtered = apply_human_filter(scores, human_scores, fixed=prep.config.human_filter_fixed)
+        return ScoredPlans(reported=filtered.reported, scored=filtered.scored)
+    return ScoredPlans(reported=scores, scored=scores)
 
 
 def _cat(a: EgoStates, b: EgoStates) -> EgoStates:
@@ -251,11 +282,11 @@ SCORE_KEYS = ("nc", "dac", "ddc", "tlc", "ep", "ttc", "c", "lk", "hc", "ec", "pd
 """Keys of a score dict, in the order of the scene/1 spec."""
 
 
-def score_rows(scores: SubScores) -> list[list[dict]]:
-    """SubScores (B, G) -> B lists of G dicts with every sub-score plus both totals (floats)."""
-    columns = {name: getattr(scores, name) for name in SCORE_KEYS[:-2]}
-    columns["pdms"] = pdm_score(scores)
-    columns["epdms"] = epdm_score(scores)
+def score_rows(scores: ScoredPlans) -> list[list[dict]]:
+    """Scores (B, G) -> B lists of G dicts with every sub-score plus both totals (floats)."""
+    columns = {name: getattr(scores.reported, name) for name in SCORE_KEYS[:-2]}
+    columns["pdms"] = scores.pdms
+    columns["epdms"] = scores.epdms
     table = {name: value.detach().cpu().tolist() for name, value in columns.items()}
-    B, G = scores.nc.shape
+    B, G = scores.reported.nc.shape
     return [[{name: float(table[name][b][g]) for name in SCORE_KEYS} for g in range(G)] for b in range(B)]

@@ -24,6 +24,16 @@ def principal_angle(angle: Tensor) -> Tensor:
     return torch.remainder(angle + math.pi, 2 * math.pi) - math.pi
 
 
+def normalize_angle(angle: Tensor) -> Tensor:
+    """Wrap to [-pi, pi] like NAVSIM's `normalize_angle` = atan2(sin, cos), to within an ulp.
+
+    Angles already in range are returned unchanged (atan2(sin, cos) may move them by an ulp); others
+    are wrapped with an exact remainder. torch's CPU atan2 rounds differently in its vectorised and
+    scalar paths, which would make a plan's result depend on its batch size.
+    """
+    return torch.where(angle.abs() <= math.pi, angle, principal_angle(angle))
+
+
 @dataclass(frozen=True)
 class EgoStates:
     """Ego rear-axle kinematics over time, in the global (scene) frame.

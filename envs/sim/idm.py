@@ -24,13 +24,16 @@ class IDMParams:
     decel_max: float = 2.0
     """Comfortable deceleration b [m/s^2]."""
     exponent: float = 4.0
-    """Free-road exponent delta (nuPlan IDMPolicy default)."""
+    """Free-road exponent delta, a whole number (nuPlan IDMPolicy: 4; NAVSIM BatchIDMPolicy: 10)."""
 
     def __post_init__(self):
         for name in ("target_speed", "headway", "accel_max", "decel_max", "exponent"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"idm.{name}={value!r}: must be a positive finite number")
+        if self.exponent != int(self.exponent):
+            # a fractional power of a negative speed ratio would be NaN
+            raise ValueError(f"idm.exponent={self.exponent!r}: must be a whole number (nuPlan 4, PDM-Closed 10)")
         if not (math.isfinite(self.min_gap) and self.min_gap >= 0):
             raise ValueError(f"idm.min_gap={self.min_gap!r}: must be finite and >= 0")
 
@@ -48,8 +51,12 @@ def idm_accel(
     `min_gap` so the interaction term stays finite, as nuPlan's IDMPolicy does.
     """
     target = torch.as_tensor(target_speed, dtype=speed.dtype, device=speed.device).clamp(min=1e-6)
-    free_road = (speed / target).clamp(min=0.0) ** p.exponent
-    desired_gap = p.min_gap + speed * p.headway + speed * (speed - lead_speed) / (2.0 * math.sqrt(p.accel_max * p.decel_max))
+    # No clamp at 0: nuPlan's IDMPolicy and NAVSIM's BatchIDMPolicy raise the signed ratio to the
+    # (integer) exponent, and Euler steps can leave a slightly negative speed behind a stop.
+    free_road = (speed / target) ** p.exponent
+    desired_gap = (
+        p.min_gap + speed * p.headway + speed * (speed - lead_speed) / (2.0 * math.sqrt(p.accel_max * p.decel_max))
+    )
     interaction = (desired_gap / gap.clamp(min=max(p.min_gap, 1e-6))) ** 2
     interaction = torch.where(torch.isinf(gap), torch.zeros_like(interaction), interaction)
     return p.accel_max * (1.0 - free_road - interaction)

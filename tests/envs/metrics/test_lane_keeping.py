@@ -1,0 +1,70 @@
+"""lane_keeping.py: LK counter (> 0.5 m from the centerline for 20 consecutive counted steps)."""
+
+import torch
+
+from envs.metrics.ego_areas import EgoAreas, ego_areas, ego_footprint
+from envs.metrics.lane_keeping import lane_keeping
+from envs.sim.vehicle import PACIFICA
+from tests.envs.metrics.conftest import EGO_LANE_Y, batch, build_map, straight_poses, two_lane_road
+
+F64 = torch.float64
+
+
+def centers_with_offsets(offsets):
+    """(1, 1, T, 2) centres along +x at 1 m per step, `offsets[t]` m left of the centerline y = -1.75."""
+    steps = len(offsets)
+    x = torch.arange(steps, dtype=F64)
+    y = EGO_LANE_Y + torch.as_tensor(offsets, dtype=F64)
+    return torch.stack([x, y], -1)[None, None]
+
+
+def areas_with_intersection(in_intersection):
+    flags = torch.as_tensor(in_intersection, dtype=torch.bool)[None, None]
+    none = torch.zeros_like(flags)
+    return EgoAreas(non_drivable=none, multiple_lanes=none, oncoming=none, center_in_intersection=flags,
+                    rear_axle_in_intersection=none)
+
+
+def lk(offsets, in_intersection=None):
+    in_intersection = [False] * len(offsets) if in_intersection is None else in_intersection
+    return lane_keeping(centers_with_offsets(offsets), areas_with_intersection(in_intersection),
+                        build_map([two_lane_road()]))
+
+
+def test_twenty_consecutive_deviating_steps_fail():
+    result = lk([0.6] * 25 + [0.0] * 16)
+    assert result.value.tolist() == [[0.0]]
+    assert result.step.tolist() == [[19]]  # the 20th deviating step
+
+
+def test_fifteen_deviating_steps_or_exactly_half_a_metre_pass():
+    assert lk([0.6] * 15 + [0.0] * 26).value.tolist() == [[1.0]]
+    assert lk([0.5] * 41).value.tolist() == [[1.0]]  # the limit is strict
+    assert lk([-0.6] * 19 + [0.0] + [-0.6] * 19 + [0.0] * 2).value.tolist() == [[1.0]]  # reset in between
+
+
+def test_intersection_steps_neither_count_nor_reset():
+    # 15 deviating, 5 on the centerline inside an intersection, 10 deviating: 25 counted in a row
+    offsets = [0.6] * 15 + [0.0] * 5 + [0.6] * 10 + [0.0] * 11
+    inside = [False] * 15 + [True] * 5 + [False] * 21
+    result = lk(offsets, inside)
+    assert result.value.tolist() == [[0.0]]
+    assert result.step.tolist() == [[24]]  # 15 + 5 + 5th deviating step after the intersection
+    # the same centres outside any intersection: the on-centerline steps reset the counter
+    assert lk(offsets).value.tolist() == [[1.0]]
+    # deviating steps inside an intersection do not count either: 20 counted fail (at the last step), 19 pass
+    twenty = lk([0.6] * 41, [False] * 10 + [True] * 21 + [False] * 10)
+    assert twenty.value.tolist() == [[0.0]] and twenty.step.tolist() == [[40]]
+    assert lk([0.6] * 41, [False] * 10 + [True] * 22 + [False] * 9).value.tolist() == [[1.0]]
+
+
+def test_with_ego_areas_on_the_road_and_batched():
+    specs = [two_lane_road(), two_lane_road(intersection=(-20.0, 100.0))]
+    poses = [[straight_poses(0.0, EGO_LANE_Y, 10.0)[0], straight_poses(0.0, EGO_LANE_Y + 0.8, 10.0)[0]]
+             for _ in specs]
+    pose = batch(poses)
+    _, center = ego_footprint(pose, PACIFICA)
+    result = lane_keeping(center, ego_areas(pose, PACIFICA, build_map(specs)), build_map(specs))
+    # scene 0: the offset proposal fails; scene 1: it drives inside the intersection all along
+    assert result.value.tolist() == [[1.0, 0.0], [1.0, 1.0]]
+    assert result.step.tolist() == [[-1, 19], [-1, -1]]

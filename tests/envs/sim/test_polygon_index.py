@@ -1,0 +1,165 @@
+"""PolygonIndex: strict-interior point-in-polygon (shapely `contains_xy` semantics) over batches of scenes."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from envs.sim.polygon_index import PolygonIndex
+
+F64 = torch.float64
+SQUARE = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], dtype=float)
+L_SHAPE = np.array([[0, 0], [4, 0], [4, 1], [1, 1], [1, 4], [0, 4]], dtype=float)
+DIAMOND = np.array([[0, -1], [1, 0], [0, 1], [-1, 0]], dtype=float)
+
+
+def contains(polygons, points, **kwargs) -> list:
+    """Single-scene helper: polygons list, points (N, 2) -> (N, M) nested lists."""
+    index = PolygonIndex.build([polygons], **kwargs)
+    return index.contains(torch.tensor([points], dtype=F64))[0].tolist()
+
+
+@pytest.mark.parametrize("strip_height", [0.3, 2.0, 100.0])
+def test_square_boundary_is_outside(strip_height):
+    nudge = 1e-9
+    points = [[0.5, 0.5], [0.5, 0.0], [1.0, 0.5], [0.0, 0.0], [1.0, 1.0],   # centre, edges, vertices
+              [nudge, 0.5], [-nudge, 0.5], [0.5, 1 - nudge], [0.5, 1 + nudge], [0.5, 7.0], [0.5, -3.0]]
+    out = contains([SQUARE], points, strip_height=strip_height)
+    assert [row[0] for row in out] == [True, False, False, False, False, True, False, True, False, False, False]
+
+
+def test_ray_through_a_vertex_counts_once():
+    # points level with the diamond's left/right vertices: the ray from (0.2, 0) leaves through (1, 0)
+    out = contains([DIAMOND], [[0.2, 0.0], [-0.5, 0.0], [-1.5, 0.0], [1.0, 0.0], [0.0, 0.5], [1.5, 0.0]])
+    assert [row[0] for row in out] == [True, True, False, False, True, False]
+
+
+def test_l_shape_notch_and_reflex_corner():
+    out = contains([L_SHAPE], [[2.5, 2.5], [0.5, 3.0], [3.0, 0.5], [1.0, 1.0], [1.0, 2.5], [2.5, 1.0],
+                               [0.999, 1.001], [1.001, 1.001]])
+    assert [row[0] for row in out] == [False, True, True, False, False, False, True, False]
+
+
+def test_point_exactly_on_a_diagonal_edge_is_outside():
+    # (1.5, 0.5) lies exactly on the edge (0, 0) -> (3, 1); the float orientation determinant is not
+    # trustworthy there, so this exercises the exact fallback. Its neighbours one ulp away are decided too.
+    triangle = np.array([[0, 0], [3, 1], [0, 1]], dtype=float)
+    above, below = np.nextafter(0.5, 1.0), np.nextafter(0.5, 0.0)
+    out = contains([triangle], [[1.5, 0.5], [1.5, above], [1.5, below]])
+    assert [row[0] for row in out] == [False, True, False]
+
+
+def test_holes_count_by_parity():
+    shell = np.array([[0, 0], [10, 0], [10, 10], [0, 10]], dtype=float)
+    hole = np.array([[4, 4], [6, 4], [6, 6], [4, 6]], dtype=float)
+    out = contains([[shell, hole], SQUARE], [[5, 5], [2, 2], [4, 5], [0.5, 0.5]])
+    assert out == [[False, False], [True, False], [False, False], [True, True]]
+
+
+def test_scenes_with_different_polygon_counts_and_an_empty_scene():
+    index = PolygonIndex.build([[SQUARE, SQUARE + 2.0, L_SHAPE], [], [SQUARE + 10.0]])
+    assert index.num_polygons.tolist() == [3, 0, 1]
+    assert index.polygon_valid.tolist() == [[True, True, True], [False, False, False], [True, False, False]]
+    points = torch.tensor([[[0.5, 0.5], [2.5, 2.5], [0.5, 3.5]],
+                           [[0.5, 0.5], [2.5, 2.5], [0.5, 3.5]],
+                           [[10.5, 10.5], [0.5, 0.5], [11.0, 10.5]]], dtype=F64)
+    out = index.contains(points)
+    assert out.shape == (3, 3, 3)
+    assert out.tolist() == [[[True, False, True], [False, True, False], [False, False, True]],
+                            [[False] * 3] * 3,
+                            [[True, False, False], [False, False, False], [False, False, False]]]
+    mask = torch.tensor([[False, True, True], [True, True, True], [True, False, False]])
+    assert index.contains_any(points, mask).tolist() == [[True, True, True], [False] * 3, [True, False, False]]
+
+
+def test_all_scenes_empty():
+    index = PolygonIndex.build([[], []])
+    out = index.contains(torch.zeros(2, 4, 2, dtype=F64))
+    assert out.shape == (2, 4, 0)
+    assert index.contains_any(torch.zeros(2, 4, 2, dtype=F64), torch.zeros(2, 0, dtype=torch.bool)).tolist() \
+        == [[False] * 4] * 2
+
+
+def test_explicit_closing_vertex_and_float32_index():
+    closed = np.vstack([L_SHAPE, L_SHAPE[:1]])
+    points = [[0.5, 3.0], [2.5, 2.5], [1.0, 2.0]]
+    assert contains([closed], points) == [[True], [False], [False]]
+    assert contains([L_SHAPE], points, dtype=torch.float32) == [[True], [False], [False]]
+
+
+def test_bad_input_is_rejected_by_name():
+    with pytest.raises(ValueError, match=r"polygons\[0\]\[1\]"):
+        PolygonIndex.build([[SQUARE, SQUARE[:2]]])
+    with pytest.raises(ValueError, match="finite"):
+        PolygonIndex.build([[np.array([[0, 0], [1, 0], [np.nan, 1]])]])
+    with pytest.raises(ValueError, match="strip_height"):
+        PolygonIndex.build([[SQUARE]], strip_height=0.0)
+    index = PolygonIndex.build([[SQUARE]])
+    with pytest.raises(ValueError, match="points.shape"):
+        index.contains(torch.zeros(2, 3, 2, dtype=F64))
+    with pytest.raises(ValueError, match="finite"):
+        index.contains(torch.tensor([[[math.inf, 0.0]]], dtype=F64))
+    with pytest.raises(ValueError, match="mask"):
+        index.contains_any(torch.zeros(1, 3, 2, dtype=F64), torch.ones(1, 2, dtype=torch.bool))
+
+
+def _random_scene(rng, count):
+    """Star-shaped polygons plus axis-aligned ones on a 0.5 m grid (many exactly-on-edge queries)."""
+    scene = []
+    for k in range(count):
+        if k % 3 == 0:
+            x0, y0 = rng.integers(-20, 20, 2) / 2
+            w, h = rng.integers(1, 12, 2) / 2
+            scene.append(np.array([[x0, y0], [x0 + w, y0], [x0 + w, y0 + h], [x0, y0 + h]]))
+        else:
+            angle = np.sort(rng.uniform(0, 2 * np.pi, rng.integers(3, 40)))
+            radius = rng.uniform(0.3, 1.0, len(angle)) * rng.uniform(2, 10)
+            center = rng.uniform(-10, 10, 2)
+            scene.append(np.stack([center[0] + radius * np.cos(angle), center[1] + radius * np.sin(angle)], 1))
+    return scene
+
+
+def _query_points(rng, scene, count):
+    points = np.concatenate([rng.uniform(-15, 15, (count, 2)), rng.integers(-30, 30, (count, 2)) / 2])
+    for polygon in scene:
+        points = np.concatenate([points, polygon, (polygon + np.roll(polygon, -1, 0)) / 2])
+    return points
+
+
+@pytest.mark.parametrize("strip_height", [0.1, 2.0, 1000.0])
+def test_matches_shapely_contains_xy(strip_height):
+    shapely = pytest.importorskip("shapely")
+    rng = np.random.default_rng(3)
+    scenes = [_random_scene(rng, count) for count in (6, 0, 9, 1)]
+    queries = [_query_points(rng, scene, 300) for scene in scenes]
+    num_points = max(len(q) for q in queries)
+    points = np.stack([np.concatenate([q, np.full((num_points - len(q), 2), 99.0)]) for q in queries])
+    out = PolygonIndex.build(scenes, strip_height=strip_height).contains(torch.tensor(points)).numpy()
+    assert out.shape == (4, num_points, 9)
+    for b, scene in enumerate(scenes):
+        assert not out[b, :, len(scene):].any()
+        for m, polygon in enumerate(scene):
+            expected = shapely.contains_xy(shapely.Polygon(polygon), points[b, :, 0], points[b, :, 1])
+            np.testing.assert_array_equal(out[b, :, m], expected)
+
+
+def test_to_keeps_values():
+    index = PolygonIndex.build([[SQUARE]])
+    moved = index.to("cpu")
+    assert moved.strip_edges.device.type == "cpu" and torch.equal(moved.strip_edges, index.strip_edges)
+    assert index.to(None) is index
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu():
+    rng = np.random.default_rng(4)
+    scenes = [_random_scene(rng, 7), _random_scene(rng, 3)]
+    points = torch.tensor(np.stack([_query_points(rng, scene, 200)[:250] for scene in scenes]))
+    index = PolygonIndex.build(scenes)
+    expected = index.contains(points)
+    out = index.to("cuda").contains(points.cuda())
+    assert out.device.type == "cuda" and torch.equal(out.cpu(), expected)
