@@ -1,2 +1,20 @@
 """roadloop environments: the built-in simulator (`envs.sim`), NAVSIM scoring (`envs.metrics`),
-and scene files (`envs.scene_file`). Gymnasium ids are registered here on import."""
+scene files (`envs.scene_file`) and the Gymnasium envs, registered here on import:
+
+- `roadloop/Navsim-v1`: one-shot NAVSIM pseudo-simulation scored with PDMS (v1.1);
+- `roadloop/Navsim-v2`: two-stage pseudo-simulation scored with EPDMS (v2.2).
+
+Both have a native vector entry point: `gymnasium.make_vec(id, num_envs=B)` steps one batch.
+"""
+
+from gymnasium.envs.registration import register, registry
+
+for _version in (1, 2):
+    _id = f"roadloop/Navsim-v{_version}"
+    if _id not in registry:  # importing twice is harmless
+        register(
+            id=_id,
+            entry_point="envs.navsim:NavsimEnv",
+            vector_entry_point="envs.navsim:NavsimVectorEnv",
+            kwargs={"version": _version},
+        )  # no max_episode_steps: episodes always end by termination (1 or 2 steps), never truncate

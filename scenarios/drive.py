@@ -1,6 +1,6 @@
 """Simulated drives, shared by the scenario families: road users on lane paths, a signal plan, the IDM
-rollout from t = -1.6 s to 4.0 s (`envs.sim.traffic`), and the rollout turned into a NAVSIM-style
-`Scene` (ego history, human trajectory, agent tracks, light states, driving command).
+rollout from t = -1.6 s to 4.0 s (or any longer `Timeline`, `envs.sim.traffic`), and the rollout turned
+into a NAVSIM-style `Scene` at any "now" (ego history, human trajectory, agent tracks, lights, command).
 """
 
 from __future__ import annotations
@@ -46,6 +46,35 @@ PATH_BEHIND, PATH_AHEAD = 10.0, 230.0
 """[m] of lane sequence kept behind / ahead of an agent's start: its path end (a stopped lead for IDM)
 stays >= 100 m ahead after 5.6 s at 16.5 m/s."""
 _FAR = 1e9
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Which 0.1 s steps a drive simulates: `history_steps` before t0 (the scene's "now") and
+    `total_steps` in all, so states run from -history_steps * 0.1 s to (total - history) * 0.1 s."""
+
+    history_steps: int = HISTORY_STEPS
+    total_steps: int = TOTAL_STEPS
+
+    def __post_init__(self):
+        if not (isinstance(self.history_steps, int) and self.history_steps >= HISTORY_STEPS):
+            raise ValueError(f"history_steps={self.history_steps!r}: must be an int >= {HISTORY_STEPS}")
+        if not (isinstance(self.total_steps, int) and self.total_steps >= self.history_steps + NUM_STEPS - 1):
+            raise ValueError(f"total_steps={self.total_steps!r}: must be an int >= history_steps + {NUM_STEPS - 1}")
+
+    @property
+    def start_s(self) -> float:
+        """[s] time of the first state (negative)."""
+        return -self.history_steps * STEP_S
+
+    @property
+    def end_s(self) -> float:
+        """[s] time of the last state."""
+        return (self.total_steps - self.history_steps) * STEP_S
+
+    def step_times(self) -> np.ndarray:
+        """(total_steps,) times [s] of steps 1 .. total_steps (what a speed script gives)."""
+        return (np.arange(1, self.total_steps + 1) - self.history_steps) * STEP_S
 
 
 # --------------------------------------------------------------------------- drive description
@@ -104,6 +133,9 @@ class AgentPlan:
     """Speeds for steps 1 .. TOTAL_STEPS that override the simulation (scripted lead)."""
     path_offset: float = 0.0
     """Arc length of path[0] along the agent's full lane sequence [m]."""
+    timed_stops: tuple[tuple[float, float, float], ...] = ()
+    """(stop position on the path [m], active from t [s], until t [s]): a reactive agent yields there
+    in that window (a human waiting for a pedestrian or a gap), like a red light."""
 
 
 @dataclass(frozen=True)
@@ -117,6 +149,12 @@ class Drive:
     lights: LightCycle
     wander: tuple[float, float, float] = (0.0, 50.0, 0.0)
     """Human lateral wander: amplitude [m], wavelength [m], phase [rad] of a sine in arc length."""
+    timeline: Timeline = Timeline()
+    ego_baseline: np.ndarray | None = None
+    """(P, 3) rear-axle baseline x, y, heading replacing the route lanes' (an ego that changes lanes);
+    same arc length as the ego's full path."""
+    key_agents: tuple[int, ...] = ()
+    """Agents (indices >= 1) the scenario is about (`scenarios.family` keeps them in the log)."""
 
 
 # --------------------------------------------------------------------------- lanes and paths
@@ -198,19 +236,24 @@ def _trim(path: np.ndarray, start: float, end: float) -> np.ndarray:
     return np.concatenate([ends[:1], path[inside], ends[1:]])
 
 
-def path_plan(gen: GeneratedMap, lane_ids, s: float, speed: float, size, speed_factor: float, **kw) -> AgentPlan:
+def path_plan(gen: GeneratedMap, lane_ids, s: float, speed: float, size, speed_factor: float,
+              path: np.ndarray | None = None, ahead: float = PATH_AHEAD, timed_stops=(), **kw) -> AgentPlan:
     """A vehicle following the given lanes from arc length s (reactive unless `is_reactive=False`).
 
-    Its simulated path is the PATH_BEHIND .. PATH_AHEAD window around s (shorter paths, cheaper steps)."""
-    path, starts = concat_lanes(gen.map, lane_ids)
+    Its simulated path is the PATH_BEHIND .. `ahead` window around s (shorter paths, cheaper steps).
+    `path` (P, 2) replaces the lanes' centerline (same arc length, e.g. a lane change); `timed_stops`
+    positions are arc lengths along the full lane sequence, like s."""
+    lane_path, starts = concat_lanes(gen.map, lane_ids)
+    path = lane_path if path is None else path
     offset = max(0.0, s - PATH_BEHIND)
 
     def shifted(items):
-        return tuple((at - offset, value) for at, value in items)
+        return tuple((at - offset, *values) for at, *values in items)
 
-    return AgentPlan(path=_trim(path, offset, s + PATH_AHEAD), s=s - offset, speed=speed, size=tuple(size),
+    return AgentPlan(path=_trim(path, offset, s + ahead), s=s - offset, speed=speed, size=tuple(size),
                      speed_factor=speed_factor, lane_starts=shifted(starts),
-                     controls=shifted(_lane_controls(gen, lane_ids, starts)), path_offset=offset, **kw)
+                     controls=shifted(_lane_controls(gen, lane_ids, starts)), path_offset=offset,
+                     timed_stops=shifted(timed_stops), **kw)
 
 
 def lane_length(lane: Lane) -> float:
@@ -251,7 +294,8 @@ def _path_agents(plans: list[AgentPlan]) -> PathAgents:
 
 @dataclass(frozen=True)
 class Rollout:
-    """Simulated drive, numpy, T = TOTAL_STEPS + 1 states from -1.6 s (index NOW is t = 0)."""
+    """Simulated drive, numpy, T = timeline.total_steps + 1 states (by default from -1.6 s, index NOW is
+    t = 0)."""
 
     pose: np.ndarray = field(metadata={"dims": "A T 3"})
     """Box centres x, y [m], heading [rad]; agent 0 is the ego."""
@@ -262,13 +306,15 @@ class Rollout:
 
 
 def simulate_drive(drive: Drive) -> Rollout:
-    """Roll the drive out over TOTAL_STEPS steps of 0.1 s (`envs.sim.traffic`, batch of 1).
+    """Roll the drive out over `drive.timeline.total_steps` steps of 0.1 s (`envs.sim.traffic`, batch of 1).
 
     Reactive agents (the ego with its own params) follow IDM behind leads, red lights, yellow lights
-    they can stop for, and stop signs until they have stopped at the line; their desired speed
-    anticipates slower lanes ahead at COMFORT_DECEL. Non-reactive agents keep their speed (or follow
-    their speed script) and are obstacles to the reactive ones.
+    they can stop for, stop signs until they have stopped at the line, and their timed stops; their
+    desired speed anticipates slower lanes ahead at COMFORT_DECEL. Non-reactive agents keep their speed
+    (or follow their speed script; a short script holds its last value) and are obstacles to the
+    reactive ones.
     """
+    steps, history_steps = drive.timeline.total_steps, drive.timeline.history_steps
     reactive = [a for a, p in enumerate(drive.agents) if p.is_reactive]
     others = [a for a, p in enumerate(drive.agents) if not p.is_reactive]
     if reactive[:1] != [0]:
@@ -282,23 +328,30 @@ def simulate_drive(drive: Drive) -> Rollout:
     factor = np.array([p.speed_factor for p in plans])
     scripts = [drive.agents[a].speed_script for a in others]
     scripted = torch.tensor([[s is not None for s in scripts]], dtype=torch.bool)
-    script = torch.tensor([s if s is not None else [0.0] * TOTAL_STEPS for s in scripts],
-                          dtype=torch.float64).reshape(len(others), TOTAL_STEPS).T
+    script = torch.tensor([(list(s) + [s[-1]] * steps)[:steps] if s else [0.0] * steps for s in scripts],
+                          dtype=torch.float64).reshape(len(others), steps).T
+    timed = np.array([[list(stop) for stop in p.timed_stops] + [[_FAR, 0.0, 0.0]] * (
+        max(len(q.timed_stops) for q in plans) - len(p.timed_stops)) for p in plans]).reshape(len(plans), -1, 3)
     released = np.zeros(stop_at.shape, bool)
     is_ego = torch.zeros(1, len(plans), dtype=torch.bool)
     is_ego[0, 0] = True
     length = movers.size[0, :, 0].numpy()
     history = [(movers, passive)]
-    for k in range(TOTAL_STEPS):
+    for k in range(steps):
         s, speed = movers.s[0].numpy(), movers.speed[0].numpy()
         front = s + length / 2
         to_stop = stop_at - front[:, None]
         released |= (group == -1) & (speed[:, None] < 0.3) & (to_stop < STOP_SIGN_RELEASE_GAP)
-        status = drive.lights.status(group, (k - NOW) * STEP_S)
+        status = drive.lights.status(group, (k - history_steps) * STEP_S)
         can_stop = to_stop >= speed[:, None] ** 2 / (2 * COMFORT_DECEL)
         active = ((group >= 0) & ((status == LightStatus.RED) | ((status == LightStatus.YELLOW) & can_stop))
                   | ((group == -1) & ~released))
-        stop_s = torch.as_tensor(np.where(active & (stop_at < _FAR), stop_at, math.inf))[None]
+        stop_s = np.where(active & (stop_at < _FAR), stop_at, math.inf)
+        if timed.shape[1]:
+            t = (k - history_steps) * STEP_S
+            waiting = (timed[..., 1] <= t) & (t < timed[..., 2]) & (timed[..., 0] < _FAR)
+            stop_s = np.concatenate([stop_s, np.where(waiting, timed[..., 0], math.inf)], 1)
+        stop_s = torch.as_tensor(stop_s)[None]
         # the current lane's limit, lowered to the fastest speed from which each slower lane ahead is
         # reached braking at COMFORT_DECEL (padding lanes sit at _FAR and never bind)
         current = np.clip((lane_s <= s[:, None]).sum(1) - 1, 0, None)
@@ -314,8 +367,8 @@ def simulate_drive(drive: Drive) -> Rollout:
         passive = advance_on_path(passive, torch.zeros_like(passive.s), STEP_S)
         passive = replace(passive, speed=torch.where(scripted, script[k][None], passive.speed))
         history.append((movers, passive))
-    pose = np.zeros((len(drive.agents), TOTAL_STEPS + 1, 3))
-    velocity = np.zeros((len(drive.agents), TOTAL_STEPS + 1, 2))
+    pose = np.zeros((len(drive.agents), steps + 1, 3))
+    velocity = np.zeros((len(drive.agents), steps + 1, 2))
     for index, states in ((reactive, [h[0] for h in history]), (others, [h[1] for h in history])):
         if index:
             part_pose, part_velocity, _ = path_agents_to_tracks(states)
@@ -329,7 +382,9 @@ def simulate_drive(drive: Drive) -> Rollout:
 def _ego_rear_axle(drive: Drive, ego_s: np.ndarray) -> np.ndarray:
     """(T, 3) rear-axle poses: the route baseline at (box-centre arc length - rear_axle_to_center), plus
     the human's lateral wander (a sine in arc length; heading follows its slope)."""
-    baseline = lane_path_poses(drive.gen.map, drive.route_lane_ids)
+    baseline = drive.ego_baseline
+    if baseline is None:
+        baseline = lane_path_poses(drive.gen.map, drive.route_lane_ids)
     s = ego_s - PACIFICA.rear_axle_to_center
     pose = path_interpolate(baseline, s)
     amplitude, wavelength, phase = drive.wander
@@ -346,54 +401,73 @@ def _in_frame(vectors: np.ndarray, heading: np.ndarray) -> np.ndarray:
     return np.stack([cos * vectors[:, 0] + sin * vectors[:, 1], cos * vectors[:, 1] - sin * vectors[:, 0]], -1)
 
 
-def drive_scene(drive: Drive, rollout: Rollout, token: str, scenario_type: str) -> Scene:
-    """Scene from a rollout: ego history (4 frames at 2 Hz), human plan (8 poses at 0.5 s), tracks
-    for t = 0..4 s of every agent that never touches the ego, lights of signalised connectors."""
+def ego_poses(drive: Drive, rollout: Rollout) -> np.ndarray:
+    """(T, 3) human ego rear-axle poses of a rollout (route or `ego_baseline`, plus wander)."""
+    return _ego_rear_axle(drive, rollout.ego_s + drive.agents[0].path_offset)
+
+
+def touching_agents(drive: Drive, rollout: Rollout, now: int) -> np.ndarray:
+    """(A - 1,) bool: agents 1.. whose box touches the human ego box from now - 1.5 s to now + 4 s
+    (a log never shows the human in a crash, so `drive_scene` leaves them out)."""
+    ego = ego_poses(drive, rollout)
+    span = slice(now - 15, now + NUM_STEPS)
+    size = np.array([p.size for p in drive.agents])
+    centre = ego[span, :2] + PACIFICA.rear_axle_to_center * np.stack([np.cos(ego[span, 2]), np.sin(ego[span, 2])], -1)
+    ego_box = box_corners(torch.as_tensor(centre), torch.as_tensor(ego[span, 2]), PACIFICA.length, PACIFICA.width)
+    boxes = box_corners(torch.as_tensor(rollout.pose[1:, span, :2]), torch.as_tensor(rollout.pose[1:, span, 2]),
+                        torch.as_tensor(size[1:, 0:1]), torch.as_tensor(size[1:, 1:2]))
+    return boxes_intersect(boxes, ego_box[None]).any(-1).numpy()
+
+
+def drive_scene(drive: Drive, rollout: Rollout, token: str, scenario_type: str, now: int | None = None) -> Scene:
+    """Scene from a rollout at rollout index `now` (default t0 = timeline.history_steps): ego history
+    (4 frames at 2 Hz), human plan (8 poses at 0.5 s), tracks for now .. now + 4 s of every agent that
+    never touches the ego, lights of signalised connectors."""
+    now = drive.timeline.history_steps if now is None else now
+    if not (HISTORY_STEPS <= now <= len(rollout.ego_s) - NUM_STEPS):
+        raise ValueError(f"now={now!r}: needs {HISTORY_STEPS} steps before and {NUM_STEPS - 1} after "
+                         f"in a rollout of {len(rollout.ego_s)} states")
     pose, velocity = rollout.pose, rollout.velocity
     ego_s = rollout.ego_s + drive.agents[0].path_offset
     ego = _ego_rear_axle(drive, ego_s)
     ego_velocity = np.gradient(ego[:, :2], STEP_S, axis=0)
     ego_accel = np.gradient(ego_velocity, STEP_S, axis=0)
-    history_index = NOW - np.arange(3, -1, -1) * round(HISTORY_STEP_S / STEP_S)
+    history_index = now - np.arange(3, -1, -1) * round(HISTORY_STEP_S / STEP_S)
     history = EgoHistory(
-        t=(history_index - NOW) * STEP_S, pose=ego[history_index],
+        t=(history_index - now) * STEP_S, pose=ego[history_index],
         velocity=_in_frame(ego_velocity[history_index], ego[history_index, 2]),
         acceleration=_in_frame(ego_accel[history_index], ego[history_index, 2]),
     )
-    now = ego[NOW]
-    future = ego[NOW + 5::5]
-    local_xy = _in_frame(future[:, :2] - now[:2], np.full(len(future), now[2]))
-    local_heading = np.arctan2(np.sin(future[:, 2] - now[2]), np.cos(future[:, 2] - now[2]))
+    current_pose = ego[now]
+    future = ego[now + 5:now + NUM_STEPS:5]
+    local_xy = _in_frame(future[:, :2] - current_pose[:2], np.full(len(future), current_pose[2]))
+    local_heading = np.arctan2(np.sin(future[:, 2] - current_pose[2]), np.cos(future[:, 2] - current_pose[2]))
     human = Plan(interval=0.5, poses=np.concatenate([local_xy, local_heading[:, None]], 1))
 
     # agents (index >= 1) whose box ever touches the ego box (from -1.5 s on) are left out of the log
-    span = slice(NOW - 15, None)
     size = np.array([p.size for p in drive.agents])
-    centre = ego[span, :2] + PACIFICA.rear_axle_to_center * np.stack([np.cos(ego[span, 2]), np.sin(ego[span, 2])], -1)
-    ego_box = box_corners(torch.as_tensor(centre), torch.as_tensor(ego[span, 2]), PACIFICA.length, PACIFICA.width)
-    boxes = box_corners(torch.as_tensor(pose[1:, span, :2]), torch.as_tensor(pose[1:, span, 2]),
-                        torch.as_tensor(size[1:, 0:1]), torch.as_tensor(size[1:, 1:2]))
-    touches = boxes_intersect(boxes, ego_box[None]).any(-1).numpy()
-    keep = np.flatnonzero(~touches) + 1
+    keep = np.flatnonzero(~touching_agents(drive, rollout, now)) + 1
+    window = slice(now, now + NUM_STEPS)
     agents = AgentTracks(
         ids=tuple(f"A{i}" for i in range(1, len(keep) + 1)),
         types=np.array([int(drive.agents[a].type) for a in keep], np.int64),
-        size=size[keep].reshape(-1, 2), pose=pose[keep, NOW:].reshape(-1, NUM_STEPS, 3),
-        velocity=velocity[keep, NOW:].reshape(-1, NUM_STEPS, 2), valid=np.ones((len(keep), NUM_STEPS), bool),
+        size=size[keep].reshape(-1, 2), pose=pose[keep, window].reshape(-1, NUM_STEPS, 3),
+        velocity=velocity[keep, window].reshape(-1, NUM_STEPS, 2), valid=np.ones((len(keep), NUM_STEPS), bool),
     )
     signals = tuple(sorted(drive.gen.signal_groups, key=lambda c: (len(c), c)))
     groups = np.array([drive.gen.signal_groups[c] for c in signals], np.int64)
-    status = np.stack([drive.lights.status(groups, k * STEP_S) for k in range(NUM_STEPS)], -1)
+    shift = now - drive.timeline.history_steps
+    status = np.stack([drive.lights.status(groups, (shift + k) * STEP_S) for k in range(NUM_STEPS)], -1)
     lights = TrafficLights(signals, status.reshape(len(signals), NUM_STEPS))
 
-    # the route starts at the roadblock the ego is in at t = 0
+    # the route starts at the roadblock the ego is in at now
     _, starts = concat_lanes(drive.gen.map, drive.route_lane_ids)
-    rear_s = ego_s[NOW] - PACIFICA.rear_axle_to_center
+    rear_s = ego_s[now] - PACIFICA.rear_axle_to_center
     current = max([0] + [i for i, (start, _) in enumerate(starts) if start <= rear_s])
     route = tuple(dict.fromkeys(drive.gen.map.lanes_by_id[i].roadblock_id for i in drive.route_lane_ids[current:]))
     return Scene(
         token=token, map=drive.gen.map, route_roadblock_ids=route, history=history, agents=agents,
-        traffic_lights=lights, command=driving_command(drive.gen.map, route, now), human_trajectory=human,
+        traffic_lights=lights, command=driving_command(drive.gen.map, route, current_pose), human_trajectory=human,
         scenario_type=scenario_type,
     )
 

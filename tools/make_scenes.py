@@ -1,10 +1,11 @@
 """Write procedurally generated scenes as scene/1 files.
 
-    python -m tools.make_scenes --out DIR --n 100 --seed 0 [--scenario urban_drive|following|mixed]
+    python -m tools.make_scenes --out DIR --n 100 --seed 0 [--scenario urban_drive|following|mixed] [--plans DIR]
 
 Scene i gets its own seed from numpy SeedSequence([seed, i]) (and, for `mixed`, its family too), so a
 scene does not depend on --n and reruns write byte-identical files, named DIR/<token>.json. Bad input
-exits non-zero with a one-line message.
+exits non-zero with a one-line message. `--plans DIR` also writes each scene's human trajectory as a
+plan file of the same name, ready for `python -m tools.score --scene DIR --trajectories PLANS`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from envs.scene_file import save_scene
+from envs.scene_file import save_plan, save_scene
 from scenarios import SCENARIOS, build_scene
 
 MIXED = "mixed"
@@ -35,6 +36,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", default=0, type=int, help="base seed, >= 0")
     parser.add_argument("--scenario", default="urban_drive",
                         help=f"scenario family ({', '.join(sorted(SCENARIOS))}) or '{MIXED}' for a random one per scene")
+    parser.add_argument("--plans", type=Path, help="also write each scene's human trajectory here (plan JSON)")
     args = parser.parse_args(argv)
     if args.n < 1:
         raise ValueError(f"--n={args.n}: must be >= 1")
@@ -42,8 +44,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         raise ValueError(f"--seed={args.seed}: must be >= 0")
     if args.scenario != MIXED and args.scenario not in SCENARIOS:
         raise ValueError(f"--scenario={args.scenario!r}: unknown (valid: {', '.join(sorted(SCENARIOS))}, {MIXED})")
-    if args.out.exists() and not args.out.is_dir():
-        raise ValueError(f"--out={str(args.out)!r}: exists and is not a folder")
+    for flag, folder in (("--out", args.out), ("--plans", args.plans)):
+        if folder is not None and folder.exists() and not folder.is_dir():
+            raise ValueError(f"{flag}={str(folder)!r}: exists and is not a folder")
     return args
 
 
@@ -60,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = _parse_args(argv)
         args.out.mkdir(parents=True, exist_ok=True)
+        if args.plans is not None:
+            args.plans.mkdir(parents=True, exist_ok=True)
         # per-scene tensors are tiny: intra-op threads only add synchronisation (10x slower on a busy host)
         torch.set_num_threads(1)
         for index in tqdm(range(args.n), desc="scenes", unit="scene", file=sys.stderr):
@@ -67,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 scene = build_scene(name, None, scene_seed)
                 save_scene(scene, args.out / f"{scene.token}.json")
+                if args.plans is not None:
+                    save_plan(scene.human_trajectory, args.plans / f"{scene.token}.json")
             except ValueError as error:
                 raise ValueError(f"scene {index} ({name}, seed {scene_seed}): {error}") from None
     except ValueError as error:  # user or scene error: one line, no traceback

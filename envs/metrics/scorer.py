@@ -100,8 +100,15 @@ def _plan_poses(plan: Plan, origin: Tensor) -> Tensor:
     return plan_to_reference(poses, plan.interval, origin, horizon=HORIZON_S, dt=STEP_S)
 
 
-def prepare_scenes(scenes: list[Scene], config: ScoringConfig = ScoringConfig(), device=None) -> PreparedScenes:
-    """Build the per-scene scoring inputs and simulate the reference (and human) once."""
+def prepare_scenes(
+    scenes: list[Scene], config: ScoringConfig = ScoringConfig(), device=None,
+    reference_cache: dict[str, Tensor] | None = None,
+) -> PreparedScenes:
+    """Build the per-scene scoring inputs and simulate the reference (and human) once.
+
+    `reference_cache` (scene token -> (41, 3) global poses), when given, is read and filled so a
+    scene seen again skips PDM-Closed; scores are identical with or without it.
+    """
     if not scenes:
         raise ValueError("scenes=[]: nothing to score")
     vehicles = {s.vehicle for s in scenes}
@@ -120,7 +127,7 @@ def prepare_scenes(scenes: list[Scene], config: ScoringConfig = ScoringConfig(),
         torch.as_tensor(np.stack([h.acceleration[-1] for h in hist]), dtype=torch.float64, device=device),
     )
 
-    fixed = [_reference_poses(scenes, routes, origin)]
+    fixed = [_reference_poses(scenes, routes, origin, reference_cache)]
     if is_v2 and config.human_filter:
         missing = [s.token for s in scenes if s.human_trajectory is None]
         if missing:
@@ -147,12 +154,16 @@ def _past_states(scenes: list[Scene], device) -> PastStates:
     return history_states(stack("t"), stack("pose"), stack("velocity"), stack("acceleration"))
 
 
-def _reference_poses(scenes: list[Scene], routes: list[SceneRoute], origin: Tensor) -> Tensor:
+def _reference_poses(
+    scenes: list[Scene], routes: list[SceneRoute], origin: Tensor, cache: dict[str, Tensor] | None = None
+) -> Tensor:
     """(B, 41, 3) global reference poses: the scene's own reference plan where given, else
-    PDM-Closed's cached trajectory (one batched call), whose first pose is the ego's projection
-    onto the path, exactly as NAVSIM caches it."""
+    PDM-Closed's trajectory (one batched call), whose first pose is the ego's projection onto the
+    path, exactly as NAVSIM caches it. `cache` (token -> poses) keeps PDM-Closed runs across calls."""
+    cache = {} if cache is None else cache
     poses: list[Tensor | None] = [
-        None if s.reference_trajectory is None else _plan_poses(s.reference_trajectory, origin[b])
+        _plan_poses(s.reference_trajectory, origin[b]) if s.reference_trajectory is not None
+        else cache[s.token].to(origin) if s.token in cache else None
         for b, s in enumerate(scenes)
     ]
     todo = [i for i, p in enumerate(poses) if p is None]
@@ -162,6 +173,7 @@ def _reference_poses(scenes: list[Scene], routes: list[SceneRoute], origin: Tens
         result = pdm_closed_plan([scenes[i] for i in todo], routes=[routes[i] for i in todo], device=origin.device)
         for j, i in enumerate(todo):
             poses[i] = result.trajectory[j, : round(HORIZON_S / STEP_S) + 1].to(origin)
+            cache[scenes[i].token] = poses[i]
     return torch.stack(poses)  # type: ignore[arg-type]
 
 

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from envs.metrics.context import Observation
-from envs.metrics.result import MetricResult, first_step
+from envs.metrics.result import MetricResult, binary_result, first_step
 from envs.sim.geometry import polygon_intersects_boxes
 
 
@@ -27,10 +27,7 @@ def traffic_light_compliance(corners: Tensor, obs: Observation) -> MetricResult:
         )
     num_lights = obs.red_light_polygons.shape[1]
     if num_lights == 0:
-        passing = torch.ones(num_scenes, num_proposals, dtype=torch.float64, device=corners.device)
-        none = torch.full((num_scenes, num_proposals), -1, dtype=torch.int64, device=corners.device)
-        return MetricResult(value=passing, step=none, agent=none.clone())
-
+        return binary_result(torch.zeros(num_scenes, num_proposals, num_steps, dtype=torch.bool, device=corners.device))
     touches = polygon_intersects_boxes(
         corners.reshape(num_scenes, -1, 4, 2), obs.red_light_polygons, obs.red_light_vertex_valid
     ).reshape(num_scenes, num_proposals, num_steps, num_lights)

@@ -176,6 +176,8 @@ def _exact_orientation_sign(ax, ay, bx, by, cx, cy) -> Tensor:
 
 def _orientation_sign_xy(ax, ay, bx, by, cx, cy) -> Tensor:
     """Filtered exact orientation on coordinate tensors (broadcast); int8 in {-1, 0, 1}."""
+    if all(c.dim() == 0 for c in (ax, ay, bx, by, cx, cy)):   # index the unsure entries of a batch of one
+        return _orientation_sign_xy(*(c[None] for c in (ax, ay, bx, by, cx, cy)))[0]
     acx, acy, bcx, bcy = ax - cx, ay - cy, bx - cx, by - cy
     det_left, det_right = acx * bcy, acy * bcx
     det = det_left - det_right
@@ -495,35 +497,100 @@ def polygon_signed_area(ring: np.ndarray) -> float:
     return 0.5 * float(np.sum(rel[:, 0] * np.roll(rel[:, 1], -1) - np.roll(rel[:, 0], -1) * rel[:, 1]))
 
 
+_PAIR_BLOCK = 1 << 16
+"""Candidate edge pairs tested at a time (bounds memory on pathological rings)."""
+
+
+def _orientation_sign_np(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """numpy twin of `orientation_sign` for points (K, 2): same float filter, the rare unsure entries
+    go to the exact expansion (torch) -> int8 (K,)."""
+    acx, acy, bcx, bcy = a[:, 0] - c[:, 0], a[:, 1] - c[:, 1], b[:, 0] - c[:, 0], b[:, 1] - c[:, 1]
+    det_left, det_right = acx * bcy, acy * bcx
+    det = det_left - det_right
+    sign = np.sign(det).astype(np.int8)
+    eps = np.finfo(np.float64).eps / 2
+    bound = (3.0 + 16.0 * eps) * eps * (np.abs(det_left) + np.abs(det_right))
+    unsure = np.flatnonzero((np.abs(det) <= bound) & (np.sign(det_left) * np.sign(det_right) > 0))
+    if len(unsure):
+        coords = (a[unsure, 0], a[unsure, 1], b[unsure, 0], b[unsure, 1], c[unsure, 0], c[unsure, 1])
+        sign[unsure] = _exact_orientation_sign(*(torch.from_numpy(np.ascontiguousarray(x)) for x in coords)).numpy()
+    return sign
+
+
+def _segments_meet_np(p0: np.ndarray, p1: np.ndarray, q0: np.ndarray, q1: np.ndarray) -> np.ndarray:
+    """numpy twin of `segments_intersect` for segment pairs (K, 2) -> bool (K,)."""
+    o1, o2 = _orientation_sign_np(p0, p1, q0), _orientation_sign_np(p0, p1, q1)
+    o3, o4 = _orientation_sign_np(q0, q1, p0), _orientation_sign_np(q0, q1, p1)
+
+    def between(point, a, b):       # exact for collinear points, as `_is_between`
+        return np.einsum("ij,ij->i", a - point, b - point) <= 0
+
+    proper = (o1.astype(np.int16) * o2 < 0) & (o3.astype(np.int16) * o4 < 0)
+    return proper | ((o1 == 0) & between(q0, p0, p1)) | ((o2 == 0) & between(q1, p0, p1)) \
+        | ((o3 == 0) & between(p0, q0, q1)) | ((o4 == 0) & between(p1, q0, q1))
+
+
+def _sweep_counts(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sort-and-sweep on one axis: edge order by `lo` and, per sorted edge, how many later ones start
+    at or before its `hi` (closed overlap, so touching bounding boxes stay candidates)."""
+    order = np.argsort(lo, kind="stable")
+    stop = np.searchsorted(lo[order], hi[order], side="right")      # >= position + 1 as lo <= hi
+    return order, stop - np.arange(1, len(lo) + 1)
+
+
+def _candidate_edge_pairs(start: np.ndarray, end: np.ndarray):
+    """Yield blocks (i, j) of non-adjacent edge indices whose closed bounding boxes overlap.
+
+    Sweeps the axis with fewer overlaps (a ring stretched along one axis overlaps everywhere on the
+    other), then filters on the other axis: about O(V log V + pairs) for road-like rings.
+    """
+    n = len(start)
+    lo, hi = np.minimum(start, end), np.maximum(start, end)
+    sweeps = [_sweep_counts(lo[:, axis], hi[:, axis]) for axis in (0, 1)]
+    axis = int(sweeps[1][1].sum() < sweeps[0][1].sum())
+    order, count = sweeps[axis]
+    other = 1 - axis
+    ends = np.cumsum(count)
+    first = 0
+    while first < n:
+        # sorted edges [first, last) give at most _PAIR_BLOCK pairs (or one edge's worth)
+        base = ends[first - 1] if first else 0
+        last = max(first + 1, int(np.searchsorted(ends, base + _PAIR_BLOCK, side="right")))
+        block = count[first:last]
+        a = np.repeat(np.arange(first, last), block)
+        b = a + 1 + (np.arange(len(a)) - np.repeat(np.cumsum(block) - block, block))
+        i, j = order[a], order[b]
+        keep = (lo[i, other] <= hi[j, other]) & (lo[j, other] <= hi[i, other])
+        gap = (i - j) % n
+        keep &= (gap != 1) & (gap != n - 1)                         # adjacent edges share a vertex
+        if keep.any():
+            yield i[keep], j[keep]
+        first = last
+
+
 def polygon_is_simple(ring: np.ndarray) -> bool:
-    """Is the ring (V, 2) a valid simple polygon boundary? numpy, O(V^2), for scene-file validation.
+    """Is the ring (V, 2) a valid simple polygon boundary? Same answer as shapely `Polygon(ring).is_valid`.
 
     Consecutive repeated vertices (including an explicit closing vertex) are ignored. False when fewer
-    than 3 distinct vertices remain, the area is zero, two non-adjacent edges touch or cross, or two
-    adjacent edges fold back over each other (a spike).
+    than 3 distinct vertices remain, two non-adjacent edges touch or cross, or two adjacent edges fold
+    back over each other (a spike); a zero-area ring always has one of these. Orientation tests are
+    exact (rotated straight boundaries have many nearly collinear edges) and edge pairs are prefiltered
+    by bounding boxes with a sort-and-sweep, so road-like rings cost about O(V log V). numpy, for
+    scene-file validation.
     """
     ring = _clean_ring(ring)
     n = len(ring)
-    if n < 3 or polygon_signed_area(ring) == 0.0:
+    if n < 3:
         return False
-    start, end = ring, np.roll(ring, -1, axis=0)
-    direction = end - start
-    following = np.roll(direction, -1, axis=0)
-    cross_next = direction[:, 0] * following[:, 1] - direction[:, 1] * following[:, 0]
-    if np.any((cross_next == 0) & (np.sum(direction * following, axis=1) < 0)):
+    start = ring
+    end = np.concatenate([ring[1:], ring[:1]])
+    following = np.concatenate([ring[2:], ring[:2]])
+    # collinear adjacent edges overlap when the next vertex lies back towards the previous one; for
+    # exactly collinear points the signs of the rounded differences make this dot product exact
+    folds = np.einsum("ij,ij->i", start - end, following - end) > 0
+    if folds.any() and np.any(_orientation_sign_np(start[folds], end[folds], following[folds]) == 0):
         return False
-
-    def orient(a, b, c):
-        return np.sign((a[..., 0] - c[..., 0]) * (b[..., 1] - c[..., 1])
-                       - (a[..., 1] - c[..., 1]) * (b[..., 0] - c[..., 0]))
-
-    def between(c, a, b):
-        return np.sum((a - c) * (b - c), axis=-1) <= 0
-
-    i, j = np.triu_indices(n, k=2)
-    keep = ~((i == 0) & (j == n - 1))                # first and last edges share vertex 0
-    p0, p1, q0, q1 = start[i[keep]], end[i[keep]], start[j[keep]], end[j[keep]]
-    o1, o2, o3, o4 = orient(p0, p1, q0), orient(p0, p1, q1), orient(q0, q1, p0), orient(q0, q1, p1)
-    meets = ((o1 * o2 < 0) & (o3 * o4 < 0)) | ((o1 == 0) & between(q0, p0, p1)) \
-        | ((o2 == 0) & between(q1, p0, p1)) | ((o3 == 0) & between(p0, q0, q1)) | ((o4 == 0) & between(p1, q0, q1))
-    return not bool(meets.any())
+    for i, j in _candidate_edge_pairs(start, end):
+        if _segments_meet_np(start[i], end[i], start[j], end[j]).any():
+            return False
+    return True

@@ -278,7 +278,10 @@ def _add_piece(draft: _MapDraft, ref: Path, n_forward: int, n_backward: int, cfg
 
 def _add_road(draft: _MapDraft, refs: list[Path], n_forward: int, n_backward: int, cfg: MapGenConfig,
               speed_limit: float) -> list[_Piece]:
-    """Chain of segments whose lanes continue lane-to-lane across segment joints."""
+    """Chain of segments whose lanes continue lane-to-lane across segment joints.
+
+    Joints need no lane connector: roadblocks share the joint edge, and a connector would have to lie
+    inside an intersection polygon to be drivable (spec navsim.md 8)."""
     pieces = [_add_piece(draft, ref, n_forward, n_backward, cfg, speed_limit) for ref in refs]
     for before, after in zip(pieces, pieces[1:]):
         for src, dst in zip(before.forward, after.forward):
@@ -324,8 +327,6 @@ class _Arm:
 
 @dataclass(frozen=True)
 class _Junction:
-    pieces: tuple[tuple[_Piece, ...], ...]
-    """Per arm, its segments outward; `forward` lanes leave the junction, `backward` lanes enter it."""
     connectors: tuple[tuple[str, int, int, _Turn], ...]
     """(lane-connector id, from arm, to arm, turn)."""
     mouths: tuple[float, ...]
@@ -403,7 +404,7 @@ def _add_junction(draft: _MapDraft, cfg: MapGenConfig, arms: list[_Arm], corner_
             draft.add_area("crosswalks", frame_rectangle(arm.heading, near, far, -half, half))
         if k in stop_line_arms:
             draft.add_area("stop_lines", frame_rectangle(arm.heading, mouth, mouth + STOP_LINE_DEPTH, 0.0, half))
-    return _Junction(tuple(pieces), tuple(connectors), mouths)
+    return _Junction(tuple(connectors), mouths)
 
 
 # ------------------------------------------------------------------------------------------------

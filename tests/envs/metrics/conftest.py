@@ -2,6 +2,8 @@
 
 Road: roadblock y in [-3.5, 3.5]; lane 0 (on route, the ego lane) y in [-3.5, 0]; lane 1 (off
 route) y in [0, 3.5]; centerline y = -1.75. Steps are 0.1 s; scenes have 41 steps unless told.
+`random_interactions` makes crowded random scenes for the checks against NAVSIM's sequential loops.
+Test modules import these helpers from `tests.envs.metrics.conftest`.
 """
 
 from __future__ import annotations
@@ -202,23 +204,23 @@ def random_interactions(seed: int, proposals: int = 3, objects: int = 8, steps: 
     tracks = []
     to = DT * np.arange(obs_steps)
     for _ in range(objects):
-        p, k = rng.integers(proposals), rng.integers(steps)
+        p = rng.integers(proposals)
         if rng.uniform() < 0.4:  # a follower catching up with the ego from behind, then passing through it
-            k = k % 15
-            anchor = pose[p, k]
-            heading = anchor[2] + rng.uniform(-0.2, 0.2)
+            k = rng.integers(15)
+            heading = pose[p, k, 2] + rng.uniform(-0.2, 0.2)
             speed = speeds[p][k] + rng.uniform(3.0, 8.0)
             back = speed * DT * k + rng.uniform(2.0, 5.0)
             lateral = rng.uniform(-1.0, 1.0)
-        else:
-            anchor = pose[p, k]
+        else:  # anything crossing the ego path somewhere
+            k = rng.integers(steps)
             heading = rng.uniform(-np.pi, np.pi)
             speed = rng.choice([0.0, 0.02, rng.uniform(1.0, 12.0), rng.uniform(1.0, 12.0)])
             back = rng.uniform(0.0, 3.0) * speed
             lateral = rng.uniform(-4.0, 4.0)
-        direction = np.array([np.cos(heading), np.sin(heading)])
-        start = anchor[:2] + rng.uniform(-1.0, 1.0) * direction + lateral * direction[::-1] * [-1, 1] - back * direction
-        center = start + (speed * to)[:, None] * direction
+        along = np.array([np.cos(heading), np.sin(heading)])
+        across = np.array([-np.sin(heading), np.cos(heading)])
+        start = pose[p, k, :2] + (rng.uniform(-1.0, 1.0) - back) * along + lateral * across
+        center = start + (speed * to)[:, None] * along
         first = rng.integers(0, 20)
         valid = np.zeros(obs_steps, dtype=bool)
         valid[first : rng.integers(first + 5, obs_steps + 1)] = True

@@ -1,6 +1,9 @@
 """lane_keeping.py: LK counter (> 0.5 m from the centerline for 20 consecutive counted steps)."""
 
+import numpy as np
+import pytest
 import torch
+from shapely import LineString, Point
 
 from envs.metrics.ego_areas import EgoAreas, ego_areas, ego_footprint
 from envs.metrics.lane_keeping import lane_keeping
@@ -68,3 +71,54 @@ def test_with_ego_areas_on_the_road_and_batched():
     # scene 0: the offset proposal fails; scene 1: it drives inside the intersection all along
     assert result.value.tolist() == [[1.0, 0.0], [1.0, 1.0]]
     assert result.step.tolist() == [[-1, 19], [-1, -1]]
+
+
+def navsim_lane_keeping(center, line, in_intersection):
+    """NAVSIM's loop for one proposal with shapely distances -> (value, step)."""
+    centerline = LineString(line)
+    consecutive = 0
+    for t, (x, y) in enumerate(center):
+        if in_intersection[t]:
+            continue
+        consecutive = consecutive + 1 if Point(x, y).distance(centerline) > 0.5 else 0
+        if consecutive >= 20:
+            return 0.0, t
+    return 1.0, -1
+
+
+def test_matches_shapely_distances_on_a_winding_centerline():
+    rng = np.random.default_rng(3)
+    arc = np.linspace(0.0, 60.0, 90)
+    specs, centers, flags = [], [], []
+    for b in range(3):
+        line = np.stack([arc, 4.0 * np.sin(arc / (6.0 + b))], -1) + [5e5, 4e6]  # map-scale coordinates
+        spec = two_lane_road()
+        spec.centerline = line
+        specs.append(spec)
+        s = rng.uniform(0.0, 55.0, (6, 1)) + np.linspace(0.0, 4.0, 41)
+        base = np.stack([s, 4.0 * np.sin(s / (6.0 + b))], -1) + [5e5, 4e6]
+        # offsets around the 0.5 m limit, some steps inside an intersection
+        centers.append(base + rng.uniform(-0.75, 0.75, (6, 1, 2)) + rng.normal(0.0, 0.05, (6, 41, 2)))
+        flags.append(rng.uniform(size=(6, 41)) < 0.1)
+    center = torch.as_tensor(np.stack(centers))
+    in_intersection = torch.as_tensor(np.stack(flags))
+    none = torch.zeros_like(in_intersection)
+    areas = EgoAreas(non_drivable=none, multiple_lanes=none, oncoming=none, center_in_intersection=in_intersection,
+                     rear_axle_in_intersection=none)
+    result = lane_keeping(center, areas, build_map(specs))
+    expected = [[navsim_lane_keeping(centers[b][p], specs[b].centerline, flags[b][p]) for p in range(6)]
+                for b in range(3)]
+    assert result.value.tolist() == [[v for v, _ in row] for row in expected]
+    assert result.step.tolist() == [[s for _, s in row] for row in expected]
+    assert 0.0 in result.value and 1.0 in result.value
+
+
+def test_rejects_a_centerline_without_a_segment_and_non_finite_centres():
+    spec = two_lane_road()
+    spec.centerline = spec.centerline[:1]
+    centers = centers_with_offsets([0.0] * 41)
+    with pytest.raises(ValueError, match="centerline_valid"):
+        lane_keeping(centers, areas_with_intersection([False] * 41), build_map([spec]))
+    centers[0, 0, 3, 1] = float("nan")
+    with pytest.raises(ValueError, match="center"):
+        lane_keeping(centers, areas_with_intersection([False] * 41), build_map([two_lane_road()]))

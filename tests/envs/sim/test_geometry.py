@@ -154,6 +154,14 @@ def test_orientation_sign_is_exact_where_floats_fail():
     assert expected.count(0) == 64 and expected.count(1) > 0 and expected.count(-1) > 0
 
 
+def test_orientation_sign_single_points_use_the_exact_fallback():
+    # unbatched (2,) points whose float determinant is unsure: 0-d tensors take the exact path too
+    # (a - c) x (b - c) = (-23.5 + u) * -12 - (-23.5) * -12 = -12 u < 0 for u = 2^-53 (one ulp of 0.5)
+    a = t([0.5 + 2.0 ** -53, 0.5])
+    assert int(orientation_sign(a, t([12.0, 12.0]), t([24.0, 24.0]))) == -1
+    assert int(orientation_sign(t([0.5, 0.5]), t([12.0, 12.0]), t([24.0, 24.0]))) == 0
+
+
 def test_segments_intersect_cases():
     p0, p1 = t([0.0, 0.0]), t([2.0, 2.0])
     q = t([[[0, 2], [2, 0]],        # proper crossing
@@ -340,16 +348,102 @@ def test_polygon_is_simple_cases(ring, simple):
     assert polygon_is_simple(np.array(ring, dtype=float)) is simple
 
 
+def _rotated(ring, angle: float, shift) -> np.ndarray:
+    cos, sin = math.cos(angle), math.sin(angle)
+    return np.asarray(ring, dtype=float) @ np.array([[cos, sin], [-sin, cos]]) + np.asarray(shift, dtype=float)
+
+
+def _shapely_valid(shapely, ring: np.ndarray) -> bool:
+    clean = ring[np.any(ring != np.roll(ring, 1, axis=0), axis=1)]
+    return len(clean) >= 3 and bool(shapely.Polygon(clean).is_valid)
+
+
+def test_polygon_is_simple_rotated_collinear_edges():
+    # seed-4 intersection I1: two far-apart edges on nearly, but not exactly, the same line; the float
+    # determinant calls them crossing, exact orientation (and shapely) say they are disjoint
+    ring = np.array([[-47.42820009, -65.01159644], [-47.01964057, -65.29983093],
+                     [-10.77916048, -90.86711321], [-10.37060096, -91.1553477],
+                     [0.0, -60.0]])
+    assert polygon_is_simple(ring)
+    # a 200 m x 3.5 m lane with a vertex every metre along both sides, rotated off the axes and moved
+    # to UTM-sized coordinates: all consecutive edges are (nearly) collinear, and still simple
+    along = np.arange(201.0)
+    lane = np.concatenate([np.stack([along, np.zeros_like(along)], 1),
+                           np.stack([along[::-1], np.full_like(along, 3.5)], 1)])
+    for angle in (0.1, 0.7, 1.0, 2.5, 4.0):
+        assert polygon_is_simple(_rotated(lane, angle, [664_000.0, 3_997_000.0])), angle
+    # the same lane with its far top corner pulled to (150, -1): the edge from there to (199, 3.5)
+    # crosses the bottom side near x = 150.9
+    folded = lane.copy()
+    folded[201] = [150.0, -1.0]
+    assert not polygon_is_simple(_rotated(folded, 0.7, [664_000.0, 3_997_000.0]))
+
+
+def test_polygon_is_simple_spike_and_touch_on_straight_edges():
+    # edge (0,0)-(4,0) with an extra collinear vertex at (2,0): fine; a spike back to (3,0) is not
+    base = [[0, 0], [2, 0], [4, 0], [4, 3], [0, 3]]
+    assert polygon_is_simple(_rotated(base, 0.3, [10, 20]))
+    assert not polygon_is_simple(np.array([[0, 0], [2, 0], [4, 0], [3, 0], [4, 3], [0, 3]], dtype=float))
+    # a vertex of the top side dipping exactly onto the collinear bottom side at (2, 0)
+    assert not polygon_is_simple(np.array([[0, 0], [4, 0], [4, 3], [2, 0], [0, 3]], dtype=float))
+
+
+def test_polygon_is_simple_large_rings():
+    angle = np.linspace(0.0, 2 * math.pi, 2000, endpoint=False)
+    circle = np.stack([50 * np.cos(angle), 50 * np.sin(angle)], 1) + [664_000.0, 3_997_000.0]
+    assert polygon_is_simple(circle)
+    # 2000-vertex star (every edge's box overlaps many others in x or y)
+    radius = np.where(np.arange(2000) % 2 == 0, 50.0, 10.0)
+    star = np.stack([radius * np.cos(angle), radius * np.sin(angle)], 1)
+    assert polygon_is_simple(star)
+    # last (inner) vertex moved to (30, 5): edge 1998 -> 1999, from (50.0, -0.3) up to it, crosses
+    # edge 0 -> 1, from (50, 0) to (10, 0.03), near x = 48.8
+    star[-1] = [30.0, 5.0]
+    assert not polygon_is_simple(star)
+
+
 def test_polygon_is_simple_matches_shapely_validity():
     shapely = pytest.importorskip("shapely")
     rng = np.random.default_rng(2)
     for _ in range(300):
         ring = rng.integers(0, 4, (rng.integers(3, 7), 2)).astype(float)   # small grid: many touching cases
-        clean = ring[np.any(ring != np.roll(ring, 1, axis=0), axis=1)]
-        if len(clean) < 3:
-            assert not polygon_is_simple(ring)
-            continue
-        assert polygon_is_simple(ring) == shapely.Polygon(clean).is_valid, ring.tolist()
+        assert polygon_is_simple(ring) == _shapely_valid(shapely, ring), ring.tolist()
+        # the same ring rotated and shifted: collinear and touching cases become inexact in floats
+        moved = _rotated(ring, rng.uniform(0, 2 * math.pi), rng.uniform(-1000, 1000, 2))
+        assert polygon_is_simple(moved) == _shapely_valid(shapely, moved), moved.tolist()
+
+
+def test_polygon_is_simple_matches_shapely_on_random_shapes():
+    """Bow-ties, densified (collinear) rotated star polygons and spikes, against shapely."""
+    shapely = pytest.importorskip("shapely")
+    rng = np.random.default_rng(5)
+    counts = {True: 0, False: 0}
+    for _ in range(400):
+        k = int(rng.integers(3, 7))
+        angle = np.sort(rng.uniform(0, 2 * math.pi, k))
+        base = rng.uniform(1, 10, k)[:, None] * np.stack([np.cos(angle), np.sin(angle)], 1)
+        steps = np.linspace(0, 1, int(rng.integers(1, 6)), endpoint=False)[:, None, None]
+        dense = (base * (1 - steps) + np.roll(base, -1, 0) * steps).transpose(1, 0, 2).reshape(-1, 2)
+        dense = _rotated(dense, rng.uniform(0, 2 * math.pi), rng.uniform(-1000, 1000, 2))
+        i, j = rng.integers(1, len(dense), 2)
+        spike = np.insert(dense, i + 1, dense[i] + (dense[i - 1] - dense[i]) * rng.uniform(0.1, 0.9), 0)
+        bow_tie = dense.copy()
+        bow_tie[[i, j]] = bow_tie[[j, i]]
+        for ring in (dense, spike, bow_tie):
+            expected = _shapely_valid(shapely, ring)
+            counts[expected] += 1
+            assert polygon_is_simple(ring) == expected, ring.tolist()
+    assert counts[True] > 300 and counts[False] > 300       # both answers well represented
+
+
+@pytest.mark.parametrize("kind", ["straight", "curved", "intersection", "t_junction", "merge", "carpark", "random"])
+def test_polygon_is_simple_matches_shapely_on_generated_maps(kind):
+    shapely = pytest.importorskip("shapely")
+    from envs.sim.mapgen import generate_map
+    rings = [obj.polygon for seed in range(200)
+             for obj in generate_map(kind, np.random.default_rng(seed)).map.all_polygon_objects()]
+    ours = [polygon_is_simple(ring) for ring in rings]
+    assert ours == shapely.is_valid(shapely.polygons(rings)).tolist()
 
 
 def test_polygon_is_simple_rejects_bad_input():

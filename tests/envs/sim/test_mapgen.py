@@ -27,6 +27,8 @@ KINDS = [k for k in MapKind if k is not MapKind.RANDOM]
 SEEDS = (0, 1)
 CASES = [(kind, seed) for kind in KINDS for seed in SEEDS]
 FLAT = MapGenConfig(random_transform=False)
+SIDE = 0.45 * MapGenConfig().lane_width
+"""[m] lateral offset of probe points: where a car's corners are when it fills most of its lane."""
 
 
 @lru_cache(maxsize=None)
@@ -141,7 +143,7 @@ def test_centerlines_inside_own_polygon_and_roadblock(kind, seed):
     blocks = {a.id: a.polygon for a in m.roadblocks + m.roadblock_connectors}
     points, owner = [], []
     for i, lane in enumerate(lanes):
-        for lateral in (0.0, 0.45 * 3.5, -0.45 * 3.5):
+        for lateral in (0.0, SIDE, -SIDE):
             pts = _samples(lane.centerline, lateral)
             points.append(pts)
             owner.append(np.full(len(pts), i))
@@ -158,7 +160,7 @@ def test_centerlines_inside_own_polygon_and_roadblock(kind, seed):
 def test_lanes_lie_on_drivable_area(kind, seed):
     """Lane interiors (centre and +-0.45 lane width) are strictly inside a roadblock, intersection or car park."""
     m = _map(kind, seed).map
-    points = np.concatenate([_samples(lane.centerline, lat) for lane in m.lanes for lat in (0.0, 1.575, -1.575)])
+    points = np.concatenate([_samples(lane.centerline, lat) for lane in m.lanes for lat in (0.0, SIDE, -SIDE)])
     assert _contains(_index(kind, seed, "drivable"), points).any(axis=1).all()
 
 
@@ -170,7 +172,7 @@ def test_connectors_lie_inside_intersections(kind, seed):
     assert bool(m.lane_connectors) == has_junction and bool(m.intersections) == has_junction
     rings, index = [a.polygon for a in m.intersections], _index(kind, seed, "intersections")
     for conn in m.lane_connectors:
-        interior = np.concatenate([_samples(conn.centerline, lat, ends=True) for lat in (0.0, 1.575, -1.575)])
+        interior = np.concatenate([_samples(conn.centerline, lat, ends=True) for lat in (0.0, SIDE, -SIDE)])
         assert _contains(index, interior).any(axis=1).all(), conn.id
         # the whole connector polygon is inside (vertices strictly inside or on the intersection edge)
         vertex_in = _contains(index, conn.polygon).any(axis=1) | (_distance_to_rings(conn.polygon, rings) < 1e-6)
@@ -345,8 +347,11 @@ def test_carpark_driveway_leads_into_the_carpark():
     g = generate_map("carpark", np.random.default_rng(3), FLAT)
     m = g.map
     (park,) = m.carparks
-    dead_ends = [lane for lane in m.lanes if not lane.successors and _contains([park.polygon], lane.centerline[-1:])[0, 0]]
-    starts = [lane for lane in m.lanes if not lane.predecessors and _contains([park.polygon], lane.centerline[:1])[0, 0]]
+    def in_park(point: np.ndarray) -> bool:
+        return bool(_contains([park.polygon], point[None])[0, 0])
+
+    dead_ends = [lane for lane in m.lanes if not lane.successors and in_park(lane.centerline[-1])]
+    starts = [lane for lane in m.lanes if not lane.predecessors and in_park(lane.centerline[0])]
     assert len(dead_ends) == 1 and len(starts) == 1  # one lane in, one lane out
     assert starts[0].id in g.spawn_lanes and len(g.stop_sign_connectors) == 2
     assert dead_ends[0].speed_limit == 5.0
