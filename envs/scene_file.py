@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
+import secrets
+import stat
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -455,10 +456,18 @@ def _agents_to_list(agents: AgentTracks) -> list[dict]:
 
 
 def _write_atomic(data: dict, path: str | os.PathLike) -> None:
+    """Write `data` as JSON text to `path` through a temp file in the same folder and os.replace, so a
+    reader never sees a partial file. Permissions are what `open(path, "w")` would give: 0o666 less the
+    umask for a new file, the old permission bits when replacing one (mkstemp's 0o600 would hide files
+    from other users)."""
     path = Path(path)
     text = _json_text(data) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _create_temp_beside(path)
     try:
+        try:
+            os.fchmod(fd, stat.S_IMODE(os.stat(path).st_mode))
+        except FileNotFoundError:
+            pass
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
@@ -467,6 +476,22 @@ def _write_atomic(data: dict, path: str | os.PathLike) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _create_temp_beside(path: Path) -> tuple[int, Path]:
+    """Create and open a new hidden temp file next to `path` -> (fd, temp path).
+
+    Created with mode 0o666 so the kernel applies the umask exactly as for `open()` (reading the umask
+    would need os.umask, which sets it process-wide and races with other threads).
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"path={str(path)!r}: no free temp file name beside it after 100 tries")
 
 
 def _json_text(value: Any, indent: int = 0, width: int = 100) -> str:

@@ -90,4 +90,4 @@ def build_scene(name: str, params: Any | None, seed: int) -> Scene:
 
 # importing the families fills SCENARIOS
 from scenarios import following, urban_drive  # noqa: E402,F401
-from scenarios import blocked_lane, hard_brake, lane_change  # noqa: E402,F401
+from scenarios import blocked_lane, construction_zone, cut_in, hard_brake, lane_change  # noqa: E402,F401

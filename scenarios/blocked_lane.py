@@ -18,7 +18,7 @@ from scenarios import register
 from scenarios.drive import Drive, LightCycle, Timeline, concat_lanes, human_idm, pose_on
 from scenarios.family import (
     RangedParams, add_traffic, drive_planner, ego_plan, lane_change_path, lane_traffic, matching_arc, planned_scene,
-    road_config, road_start, stationary, valid_map,
+    road_config, road_drive_start, slow_zone, stationary,
 )
 from scenarios.lane_change import SIDES, has_neighbour
 from scenarios.lanes import parallel_lanes, path_poses, points_at
@@ -39,12 +39,16 @@ class BlockedLaneParams(RangedParams):
     """"vehicle" (broken down), "truck" (delivering) or "debris" (a generic object)."""
     ego_speed: float = 10.0
     """[m/s] ego speed at t0."""
-    blocker_gap: float = 30.0
-    """[m] bumper gap from the ego to the blocker at t0 (raised to what the human can still pass)."""
-    change_margin: float = 8.0
-    """[m] the lane change ends this far before the blocker."""
-    change_duration: float = 3.5
-    """[s] duration of the lateral move at the t0 speed."""
+    blocker_time: float = 3.0
+    """[s] bumper gap from the ego to the blocker at t0, over ego_speed (constant velocity would hit it
+    in this time; the human is braking by then)."""
+    pass_speed: float = 0.6
+    """Speed the human slows to (anticipating at 1.5 m/s^2) to swing around the blocker, as a fraction
+    of ego_speed."""
+    change_length: float = 20.0
+    """[m] along the lane of the lateral move."""
+    change_margin: float = 5.0
+    """[m] the lateral move ends this far (ego front) before the blocker."""
     target_traffic: int = 1
     """Vehicles in the target lane (one behind, then one ahead), leaving a gap for the ego."""
     num_vehicles: int = 3
@@ -55,36 +59,32 @@ class BlockedLaneParams(RangedParams):
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {
         "road": ("straight", "curved"), "side": ("left", "right"), "blocker": ("vehicle", "truck", "debris")}
     RANGES: ClassVar[dict[str, tuple[float, float]]] = {
-        "ego_speed": (5.0, 14.0), "blocker_gap": (10.0, 60.0), "change_margin": (4.0, 15.0),
-        "change_duration": (2.5, 4.5), "target_traffic": (0, 2), "num_vehicles": (0, 5), "human_style": (0.0, 1.0),
+        "ego_speed": (5.0, 14.0), "blocker_time": (1.8, 4.0), "pass_speed": (0.3, 0.8),
+        "change_length": (12.0, 25.0), "change_margin": (2.0, 8.0), "target_traffic": (0, 2), "num_vehicles": (0, 5), "human_style": (0.0, 1.0),
     }
 
 
 @drive_planner("blocked_lane")
 def plan(params: BlockedLaneParams, rng: np.random.Generator, timeline: Timeline, alert: bool) -> Drive:
     """Ego on a multi-lane road, a static blocker ahead in its lane, a lane change that passes it."""
-    gen = valid_map(params.road, rng, road_config(timeline, lanes=(2, 4)),
-                    accept=lambda g: any(has_neighbour(g, (i,)) for i in g.spawn_lanes))
     v = params.ego_speed
-    start = road_start(gen, rng, v * -timeline.start_s + 10.0, v * (timeline.end_s + 1.0) + 100.0,
-                       accept=lambda lanes: has_neighbour(gen, lanes))
-    if start is None:
-        raise ValueError(f"road={params.road!r}: no multi-lane route long enough")
-    lanes, rear_s = start
+    gen, lanes, rear_s = road_drive_start(params.road, rng, road_config(timeline, lanes=(2, 4)),
+                                          v * -timeline.start_s + 10.0, v * (timeline.end_s + 1.0) + 60.0,
+                                          accept=has_neighbour)
     side = SIDES[params.side] if parallel_lanes(gen.map, lanes, SIDES[params.side]) else -SIDES[params.side]
 
     (length_range, width_range) = BLOCKER_SIZES[params.blocker]
     size = (float(rng.uniform(*length_range)), float(rng.uniform(*width_range)))
-    # at least the distance to pass it: 1 s already moving over at t0, 15 m of lateral move
-    gap = max(params.blocker_gap, params.change_margin + 15.0 - v * 1.0 + 2.0)
+    # the move (box centre arc lengths) ends change_margin before the blocker, starting at most 0.5 s
+    # before t0; the human slows to pass_speed from its start until past the blocker
     centre = rear_s + PACIFICA.rear_axle_to_center
-    block_s = rear_s + PACIFICA.front_length + gap + size[0] / 2
+    block_s = rear_s + PACIFICA.front_length + max(params.blocker_time * v, 12.0) + size[0] / 2
     change_end = block_s - size[0] / 2 - params.change_margin - PACIFICA.length / 2
-    duration = params.change_duration * (0.7 if alert else 1.0)
-    change_start = max(change_end - v * duration, centre - v * 1.0)
-    change_end = max(change_end, change_start + 15.0)
+    change_start = max(change_end - params.change_length, centre - 0.5 * v)
+    change_end = max(change_end, change_start + 12.0)
     path, target, offset = lane_change_path(gen, lanes, side, change_start, change_end - change_start)
     ego = ego_plan(gen, lanes, rear_s, v, v, timeline, path=path)
+    ego = slow_zone(ego, change_start, block_s + size[0] / 2 + 5.0, params.pass_speed * v)
 
     lane_path, _ = concat_lanes(gen.map, lanes)
     # blockers stand a little towards the kerb side (away from the passing side)

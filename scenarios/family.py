@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import replace
 from typing import Any, Callable, ClassVar
 
 import numpy as np
 
 from envs.sim.mapgen import GeneratedMap, MapGenConfig, generate_map
-from envs.sim.scene import AgentType, Scene
+from envs.sim.scene import STEP_S, AgentType, Scene
 from envs.sim.vehicle import PACIFICA
 from envs.sim.route import path_project
 from scenarios.drive import (
@@ -143,6 +144,13 @@ def start_s(s_t0: float, speed: float, timeline: Timeline) -> float:
     return s_t0 - speed * -timeline.start_s
 
 
+def scripted_start(s_t0: float, v_start: float, script: np.ndarray, timeline: Timeline) -> float:
+    """Arc length at the first step of a scripted agent that is at `s_t0` at t0: the simulation moves
+    it by 0.1 s x (its speed before each step), the first speed `v_start`, then the script."""
+    before = np.concatenate([[v_start], script[:timeline.history_steps - 1]])
+    return s_t0 - STEP_S * float(before.sum())
+
+
 def stationary(centre: np.ndarray, heading: float, size, kind: AgentType) -> AgentPlan:
     """A static object (parked car, cone, barrier, sign) at a box centre."""
     direction = np.array([math.cos(heading), math.sin(heading)])
@@ -210,14 +218,21 @@ def road_start(gen: GeneratedMap, rng: np.random.Generator, behind: float, ahead
     return None
 
 
+EDGE_INSET = 0.3
+"""[m] a lane change into a lane at the road edge ends this far from its centre, away from the edge
+(drivers keep off the kerb; the scorer's LQR tracking cuts curves by a few tenths of a metre)."""
+
+
 def lane_change_path(gen: GeneratedMap, lanes, side: int, s_start: float, length: float):
     """(full path (P, 2), neighbour lane ids, lateral offset [m]): the centerline of `lanes` moving
     smoothly into the neighbour lanes on `side` (+1 left, -1 right) between arc lengths s_start and
-    s_start + length; None without neighbours there."""
+    s_start + length (EDGE_INSET short of an edge lane's centre); None without neighbours there."""
     target = parallel_lanes(gen.map, lanes, side)
     if target is None:
         return None
     offset = lane_offset(gen.map, lanes[0], target[0])
+    if parallel_lanes(gen.map, target, side) is None:
+        offset -= math.copysign(EDGE_INSET, offset)
     path, _ = concat_lanes(gen.map, lanes)
     return shift_path(path, ((s_start, 0.0), (s_start + length, offset))), target, offset
 
@@ -242,3 +257,26 @@ def lane_traffic(gen: GeneratedMap, lanes, plans: list[AgentPlan], placed: list[
         plan = path_plan(gen, lanes, s, speed, size, min(1.0, speed / limit + 0.05), ahead=path_ahead(timeline))
         plans.append(plan)
         placed.append((pose_on(plan.path, plan.s)[:2], size[0] / 2 + 1.5))
+
+
+def road_drive_start(kind: str, rng: np.random.Generator, config: MapGenConfig, behind: float, ahead: float,
+                     accept: Callable[[GeneratedMap, tuple[str, ...]], bool] = lambda gen, lanes: True):
+    """(map, lane sequence, ego rear-axle arc length at t0): `road_start` on up to 20 valid maps."""
+    for _ in range(20):
+        gen = valid_map(kind, rng, config)
+        start = road_start(gen, rng, behind, ahead, accept=lambda lanes: accept(gen, lanes))
+        if start is not None:
+            return gen, *start
+    raise ValueError(f"kind={kind!r}: no lane with {behind:.0f} m behind and {ahead:.0f} m ahead in 20 maps")
+
+
+def slow_zone(plan: AgentPlan, s_from: float, s_to: float, speed: float) -> AgentPlan:
+    """The plan with its desired speed lowered to `speed` [m/s] between arc lengths s_from and s_to [m]
+    (full lane-sequence coordinates), as a slower stretch of lane that the IDM anticipates."""
+    lo, hi = s_from - plan.path_offset, s_to - plan.path_offset
+    starts = list(plan.lane_starts)
+    limit_after = next((limit for at, limit in reversed(starts) if at <= hi), starts[0][1])
+    kept = [(at, limit) for at, limit in starts if not lo <= at <= hi]
+    zone_limit = speed / max(plan.speed_factor, 1e-6)
+    merged = sorted(kept + [(lo, zone_limit), (hi, limit_after)])
+    return replace(plan, lane_starts=tuple(merged))

@@ -12,13 +12,13 @@ from typing import ClassVar
 
 import numpy as np
 
-from envs.sim.scene import STEP_S, Scene
+from envs.sim.scene import Scene
 from envs.sim.vehicle import PACIFICA
 from scenarios import register
 from scenarios.drive import Drive, LightCycle, Timeline, human_idm, path_plan, pose_on
 from scenarios.family import (
-    RangedParams, add_traffic, drive_planner, ego_plan, path_ahead, planned_scene, road_config, road_start, valid_map,
-    vehicle_size,
+    RangedParams, add_traffic, drive_planner, ego_plan, path_ahead, planned_scene, road_config, road_drive_start,
+    scripted_start, vehicle_size,
 )
 
 ALERT_DECEL = 8.0
@@ -52,7 +52,7 @@ class HardBrakeParams(RangedParams):
 
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"road": ("straight", "curved")}
     RANGES: ClassVar[dict[str, tuple[float, float]]] = {
-        "ego_speed": (6.0, 15.0), "headway": (0.6, 2.0), "lead_speed_ratio": (0.8, 1.1), "brake_time": (-0.5, 2.5),
+        "ego_speed": (6.0, 15.0), "headway": (0.5, 1.6), "lead_speed_ratio": (0.8, 1.1), "brake_time": (-0.5, 1.5),
         "lead_decel": (4.0, 8.0), "final_fraction": (0.0, 0.3), "human_brake": (3.5, 7.0),
         "human_style": (0.0, 1.0), "num_vehicles": (0, 6),
     }
@@ -64,24 +64,14 @@ class HardBrakeParams(RangedParams):
         return np.maximum(braked, self.final_fraction * v0)
 
 
-def scripted_start(s_t0: float, v_start: float, script: np.ndarray, timeline: Timeline) -> float:
-    """Arc length at the first step of a scripted agent that is at `s_t0` at t0: the simulation moves
-    it by 0.1 s x (its speed before each step), the first speed `v_start`, then the script."""
-    before = np.concatenate([[v_start], script[:timeline.history_steps - 1]])
-    return s_t0 - STEP_S * float(before.sum())
-
-
 @drive_planner("hard_brake")
 def plan(params: HardBrakeParams, rng: np.random.Generator, timeline: Timeline, alert: bool) -> Drive:
     """Ego on a road lane, the scripted lead `headway` ahead in its lane, background traffic elsewhere."""
-    gen = valid_map(params.road, rng, road_config(timeline))
-    lead_size = vehicle_size(rng, van=0.2)
     gap = max(4.0, params.headway * params.ego_speed)
     reach = params.ego_speed * (timeline.end_s + 1.0) + gap + 40.0
-    start = road_start(gen, rng, params.ego_speed * -timeline.start_s + 10.0, reach)
-    if start is None:
-        raise ValueError(f"road={params.road!r}: no lane long enough")
-    lanes, rear_s = start
+    gen, lanes, rear_s = road_drive_start(params.road, rng, road_config(timeline),
+                                          params.ego_speed * -timeline.start_s + 10.0, reach)
+    lead_size = vehicle_size(rng, van=0.2)
     ego = ego_plan(gen, lanes, rear_s, params.ego_speed, params.ego_speed, timeline)
     lead_t0 = rear_s + PACIFICA.front_length + gap + lead_size[0] / 2
     times = timeline.step_times()

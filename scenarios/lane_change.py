@@ -18,7 +18,7 @@ from scenarios import register
 from scenarios.drive import Drive, LightCycle, Timeline, human_idm, path_plan, pose_on
 from scenarios.family import (
     RangedParams, add_traffic, drive_planner, ego_plan, lane_change_path, lane_traffic, matching_arc, path_ahead,
-    planned_scene, road_config, road_start, start_s, valid_map, vehicle_size,
+    planned_scene, road_config, road_drive_start, start_s, vehicle_size,
 )
 from scenarios.lanes import parallel_lanes, path_poses
 
@@ -53,26 +53,23 @@ class LaneChangeParams(RangedParams):
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"road": ("straight", "curved"), "side": ("left", "right")}
     RANGES: ClassVar[dict[str, tuple[float, float]]] = {
         "ego_speed": (7.0, 15.0), "lead_speed_ratio": (0.2, 0.7), "lead_gap": (8.0, 35.0),
-        "change_start": (-1.0, 1.5), "change_duration": (3.0, 5.5), "target_traffic": (0, 2),
+        "change_start": (-1.0, 1.5), "change_duration": (3.5, 6.0), "target_traffic": (0, 2),
         "num_vehicles": (0, 5), "human_style": (0.0, 1.0),
     }
 
 
 def has_neighbour(gen, lanes) -> bool:
+    """Does the lane sequence have a neighbour sequence on some side?"""
     return any(parallel_lanes(gen.map, lanes, side) is not None for side in (1, -1))
 
 
 @drive_planner("lane_change")
 def plan(params: LaneChangeParams, rng: np.random.Generator, timeline: Timeline, alert: bool) -> Drive:
     """Ego behind a slow lead on a multi-lane road; its path changes lane before reaching the lead."""
-    gen = valid_map(params.road, rng, road_config(timeline, lanes=(2, 4)),
-                    accept=lambda g: any(has_neighbour(g, (i,)) for i in g.spawn_lanes))
     v = params.ego_speed
-    start = road_start(gen, rng, v * -timeline.start_s + 10.0, v * (timeline.end_s + 1.0) + 80.0,
-                       accept=lambda lanes: has_neighbour(gen, lanes))
-    if start is None:
-        raise ValueError(f"road={params.road!r}: no multi-lane route long enough")
-    lanes, rear_s = start
+    gen, lanes, rear_s = road_drive_start(params.road, rng, road_config(timeline, lanes=(2, 4)),
+                                          v * -timeline.start_s + 10.0, v * (timeline.end_s + 1.0) + 80.0,
+                                          accept=has_neighbour)
     side = SIDES[params.side] if parallel_lanes(gen.map, lanes, SIDES[params.side]) else -SIDES[params.side]
 
     lead_size = vehicle_size(rng, van=0.4)

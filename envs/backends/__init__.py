@@ -1,2 +1,2 @@
-"""Scene sources other than the built-in generators: real NAVSIM/OpenScene logs (`openscene`) and the
-nuPlan GeoPackage maps they reference (`nuplan_map`, on top of the `gpkg` container)."""
+"""Scene sources other than the built-in generators: real datasets and their maps (OpenScene/NAVSIM logs
+with nuPlan GPKG maps in `openscene` / `nuplan_map` / `gpkg`; Bench2Drive routes and towns)."""

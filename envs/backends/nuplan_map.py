@@ -461,14 +461,19 @@ def write_nuplan_map(road_map: RoadMap, path: str | os.PathLike, epsg: int = SYN
                           [(i + 1, lane_fid[c.id]) for i, c in enumerate(road_map.lane_connectors)],
                           [shapely.Polygon(c.polygon) for c in road_map.lane_connectors])
         all_lanes = (*road_map.lanes, *road_map.lane_connectors)
-        add_feature_table(conn, BASELINES, "LINESTRING", epsg, [("lane_fid", "INTEGER"), ("lane_connector_fid", "INTEGER")],
-                          [(i + 1, None if lane.is_connector else lane_fid[lane.id],
-                            lane_fid[lane.id] if lane.is_connector else None) for i, lane in enumerate(all_lanes)],
+        baseline_rows = [(i + 1, None if lane.is_connector else lane_fid[lane.id],
+                          lane_fid[lane.id] if lane.is_connector else None) for i, lane in enumerate(all_lanes)]
+        add_feature_table(conn, BASELINES, "LINESTRING", epsg,
+                          [("lane_fid", "INTEGER"), ("lane_connector_fid", "INTEGER")], baseline_rows,
                           [shapely.LineString(lane.centerline) for lane in all_lanes])
         _write_areas(conn, road_map, fids, epsg)
-        add_attribute_table(conn, EDGES, [("fid", "INTEGER"), ("successor_fids", "TEXT"), ("predecessor_fids", "TEXT")], [
-            (lane_fid[lane.id], ",".join(str(lane_fid[s]) for s in lane.successors if s in lane_fid),
-             ",".join(str(lane_fid[p]) for p in lane.predecessors if p in lane_fid)) for lane in all_lanes])
+
+        def fid_list(ids: tuple[str, ...]) -> str:
+            return ",".join(str(lane_fid[i]) for i in ids if i in lane_fid)
+
+        add_attribute_table(conn, EDGES, [("fid", "INTEGER"), ("successor_fids", "TEXT"), ("predecessor_fids", "TEXT")],
+                            [(lane_fid[lane.id], fid_list(lane.successors), fid_list(lane.predecessors))
+                             for lane in all_lanes])
         conn.commit()
     finally:
         conn.close()
@@ -484,12 +489,13 @@ def _write_areas(conn: sqlite3.Connection, road_map: RoadMap, fids: MapFids, eps
         for area in getattr(road_map, name):
             groups.setdefault(area.id, []).append(area.polygon)
         ids = fids.area_ids(name)
-        geometries = [shapely.Polygon(rings[0]) if len(rings) == 1 else shapely.MultiPolygon([shapely.Polygon(r) for r in rings])
-                      for rings in groups.values()]
+        geometries = [shapely.Polygon(rings[0]) if len(rings) == 1
+                      else shapely.MultiPolygon([shapely.Polygon(r) for r in rings]) for rings in groups.values()]
         columns: list[tuple[str, str]] = []
         rows = [(ids[i],) for i in groups]
         if name == "roadblock_connectors":
-            columns = [("intersection_fid", "INTEGER"), ("from_lane_group_fid", "INTEGER"), ("to_lane_group_fid", "INTEGER")]
+            columns = [("intersection_fid", "INTEGER"), ("from_lane_group_fid", "INTEGER"),
+                       ("to_lane_group_fid", "INTEGER")]
             rows = []
             for block in groups:
                 inner = [by_id[c] for c in block_lanes.get(block, ())]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -128,19 +129,60 @@ def _log_paths(config: OpenSceneConfig) -> list[Path]:
     return paths
 
 
+LOG_CACHE_SIZE = 4
+"""Parsed log pickles kept in memory (scenes of one log are usually requested together)."""
+_LOGS: OrderedDict[tuple[str, int, int], list[dict]] = OrderedDict()
+_TOKEN_INDEX: dict[tuple, dict[str, tuple[Path, int]]] = {}
+
+
+def _file_key(path: Path) -> tuple[str, int, int]:
+    stat = path.stat()
+    return str(path.resolve()), stat.st_size, stat.st_mtime_ns
+
+
 def _read_log(path: Path) -> list[dict]:
+    """The frames of one log pickle (small LRU cache keyed by path, size and mtime; never mutated)."""
+    try:
+        key = _file_key(path)
+    except OSError as err:
+        raise ValueError(f"{path}: cannot read the log pickle: {err}") from None
+    if key in _LOGS:
+        _LOGS.move_to_end(key)
+        return _LOGS[key]
     try:
         with open(path, "rb") as f:
             frames = pickle.load(f)
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError) as err:
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError) as err:
         raise ValueError(f"{path}: cannot read the log pickle: {err}") from None
     if not isinstance(frames, list) or not all(isinstance(frame, dict) for frame in frames):
         raise ValueError(f"{path}: expected a list of frame dicts, got {type(frames).__name__}")
+    _LOGS[key] = frames
+    while len(_LOGS) > LOG_CACHE_SIZE:
+        _LOGS.popitem(last=False)
     return frames
 
 
-def _windows(frames: list[dict], config: OpenSceneConfig, path: Path) -> Iterator[tuple[str, list[dict]]]:
-    """(token, frames) of every scene window of one log, as NAVSIM `filter_scenes` cuts them."""
+def _token_index(config: OpenSceneConfig) -> dict[str, tuple[Path, int]]:
+    """Scene token -> (log, first frame of its window), in log then window order; built once per set of
+    log files and window settings (every log is read once)."""
+    paths = _log_paths(config)
+    try:
+        files = tuple(_file_key(p) for p in paths)
+    except OSError as err:
+        raise ValueError(f"{config.logs_dir}: cannot list the logs: {err}") from None
+    key = (files, config.num_history_frames, config.num_frames, config.frame_interval, config.has_route)
+    if key not in _TOKEN_INDEX:
+        index: dict[str, tuple[Path, int]] = {}
+        for path in paths:
+            for token, start, _ in _windows(_read_log(path), config, path):
+                index[token] = (path, start)
+        _TOKEN_INDEX[key] = index
+    return _TOKEN_INDEX[key]
+
+
+def _windows(frames: list[dict], config: OpenSceneConfig, path: Path) -> Iterator[tuple[str, int, list[dict]]]:
+    """(token, index of the first frame, frames) of every scene window of one log, as NAVSIM
+    `filter_scenes` cuts them."""
     step = config.frame_interval or config.num_frames
     current = config.num_history_frames - 1
     for start in range(0, len(frames), step):
@@ -150,7 +192,7 @@ def _windows(frames: list[dict], config: OpenSceneConfig, path: Path) -> Iterato
         _require(window[current], ("token", "roadblock_ids"), path, start + current)
         if config.has_route and len(window[current]["roadblock_ids"]) == 0:
             continue
-        yield str(window[current]["token"]), window
+        yield str(window[current]["token"]), start, window
 
 
 def _require(frame: dict, keys: Sequence[str], path: Path, index: int) -> None:
@@ -161,37 +203,38 @@ def _require(frame: dict, keys: Sequence[str], path: Path, index: int) -> None:
 
 def iter_scene_tokens(config: OpenSceneConfig) -> Iterator[str]:
     """Scene tokens of the split, log by log (sorted file names), in NAVSIM window order."""
-    for path in _log_paths(config):
-        for token, _ in _windows(_read_log(path), config, path):
-            yield token
+    yield from list(_token_index(config))
+
+
+def _scene_of(config: OpenSceneConfig, maps: "_MapIndex", path: Path, start: int) -> Scene:
+    window = _read_log(path)[start:start + config.num_frames]
+    return _scene_from_window(window, config, maps, path, start)
 
 
 def load_scenes(config: OpenSceneConfig, tokens: Sequence[str] | None = None,
                 max_scenes: int | None = None) -> list[Scene]:
-    """Scenes of the split (all, or those with the given tokens), at most `max_scenes`.
+    """Scenes of the split (all, or those with the given tokens, in that order), at most `max_scenes`.
 
-    A requested token that no log holds is a ValueError naming it.
+    A requested token that no log holds is a ValueError naming it. With tokens, logs are found through
+    a token index built once per split (so loading scenes one token at a time stays cheap).
     """
     if max_scenes is not None and max_scenes < 1:
         raise ValueError(f"max_scenes={max_scenes}: must be >= 1 or None")
-    wanted = None if tokens is None else list(dict.fromkeys(str(t) for t in tokens))
-    found: dict[str, Scene] = {}
-    locations = _MapIndex(config)
-    for path in _log_paths(config):
-        for token, window in _windows(_read_log(path), config, path):
-            if wanted is not None and token not in wanted:
-                continue
-            found[token] = scene_from_frames(window, config, locations, path)
-            if max_scenes is not None and len(found) >= max_scenes:
-                break
-        if (max_scenes is not None and len(found) >= max_scenes) or (wanted is not None and len(found) == len(wanted)):
-            break
-    if wanted is not None:
-        missing = [t for t in wanted if t not in found]
-        if missing and (max_scenes is None or len(found) < max_scenes):
+    maps = _MapIndex(config)
+    if tokens is not None:
+        wanted = list(dict.fromkeys(str(t) for t in tokens))[:max_scenes]
+        index = _token_index(config)
+        missing = [t for t in wanted if t not in index]
+        if missing:
             raise ValueError(f"tokens={missing[0]!r}: no scene with this token in {config.logs_dir}")
-        return [found[t] for t in wanted if t in found]
-    return list(found.values())
+        return [_scene_of(config, maps, *index[t]) for t in wanted]
+    scenes: list[Scene] = []
+    for path in _log_paths(config):
+        for _, start, window in _windows(_read_log(path), config, path):
+            scenes.append(_scene_from_window(window, config, maps, path, start))
+            if max_scenes is not None and len(scenes) >= max_scenes:
+                return scenes
+    return scenes
 
 
 class _MapIndex:
@@ -242,10 +285,12 @@ def quaternion_yaw(quaternion: np.ndarray) -> np.ndarray:
     return np.arctan2(2 * (w * z - x * y), 1 - 2 * (y * y + z * z))
 
 
-def scene_from_frames(frames: list[dict], config: OpenSceneConfig, maps: "_MapIndex", path: Path) -> Scene:
-    """The Scene of one window of num_history_frames + num_future_frames frames (NAVSIM semantics)."""
+def _scene_from_window(frames: list[dict], config: OpenSceneConfig, maps: _MapIndex, path: Path,
+                       first_index: int) -> Scene:
+    """The Scene of one window of num_history_frames + num_future_frames frames (NAVSIM semantics);
+    `first_index` is the window's position in the log (for error messages)."""
     for i, frame in enumerate(frames):
-        _require(frame, _SCENE_KEYS, path, i)
+        _require(frame, _SCENE_KEYS, path, first_index + i)
     cur = config.num_history_frames - 1
     where = f"{path}: frame {frames[cur]['token']}"
     translation = np.array([np.asarray(f["ego2global_translation"], np.float64)[:2] for f in frames])
@@ -378,9 +423,9 @@ def interpolate_tracks(frames: Sequence[FrameObjects], horizon_s: float) -> Agen
     hi = (times[:, None, :] < steps_t[None, :, None]).sum(axis=-1)
     hi = np.clip(hi, 1, np.maximum(last, 1)[:, None])
     lo = hi - 1
-    rows = np.arange(A)[:, None]
-    x_lo, x_hi = times[rows, lo], times[rows, hi]
-    y_lo, y_hi = values[rows, lo], values[rows, hi]
+    track = np.arange(A)[:, None]
+    x_lo, x_hi = times[track, lo], times[track, hi]
+    y_lo, y_hi = values[track, lo], values[track, hi]
     with np.errstate(invalid="ignore", divide="ignore"):
         slope = (y_hi - y_lo) / (x_hi - x_lo)[..., None]
         state = slope * (steps_t[None, :] - x_lo)[..., None] + y_lo                          # (A, K, 5)
@@ -446,27 +491,26 @@ def load_camera_images(config: OpenSceneConfig, token: str, camera_names: Sequen
         raise ValueError(f"camera_names={unknown[0]!r}: unknown camera (valid: {', '.join(CAMERA_NAMES)})")
     if not -config.num_history_frames <= history_index < config.num_history_frames:
         raise ValueError(f"history_index={history_index}: must index the {config.num_history_frames} history frames")
-    for path in _log_paths(config):
-        for found, window in _windows(_read_log(path), config, path):
-            if found != str(token):
-                continue
-            frame = window[: config.num_history_frames][history_index]
-            _require(frame, ("cams",), path, history_index)
-            out = {}
-            for name in names:
-                cam = frame["cams"].get(name.upper())
-                if not cam or "data_path" not in cam:
-                    raise ValueError(f"{path}: frame {frame.get('token')}: no camera {name.upper()!r}")
-                image_path = config.sensor_dir / str(cam["data_path"])
-                image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
-                if image is None:
-                    raise ValueError(f"{image_path}: cannot read the camera image")
-                out[name] = CameraImage(
-                    image=cv2.cvtColor(image, cv2.COLOR_BGR2RGB),
-                    intrinsics=np.asarray(cam["cam_intrinsic"], np.float64),
-                    sensor2lidar_rotation=np.asarray(cam["sensor2lidar_rotation"], np.float64),
-                    sensor2lidar_translation=np.asarray(cam["sensor2lidar_translation"], np.float64),
-                    distortion=np.asarray(cam["distortion"], np.float64),
-                )
-            return out
-    raise ValueError(f"token={token!r}: no scene with this token in {config.logs_dir}")
+    located = _token_index(config).get(str(token))
+    if located is None:
+        raise ValueError(f"token={token!r}: no scene with this token in {config.logs_dir}")
+    path, start = located
+    frame = _read_log(path)[start:start + config.num_history_frames][history_index]
+    _require(frame, ("cams",), path, start + history_index % config.num_history_frames)
+    out = {}
+    for name in names:
+        cam = frame["cams"].get(name.upper())
+        if not cam or "data_path" not in cam:
+            raise ValueError(f"{path}: frame {frame.get('token')}: no camera {name.upper()!r}")
+        image_path = config.sensor_dir / str(cam["data_path"])
+        image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise ValueError(f"{image_path}: cannot read the camera image")
+        out[name] = CameraImage(
+            image=cv2.cvtColor(image, cv2.COLOR_BGR2RGB),
+            intrinsics=np.asarray(cam["cam_intrinsic"], np.float64),
+            sensor2lidar_rotation=np.asarray(cam["sensor2lidar_rotation"], np.float64),
+            sensor2lidar_translation=np.asarray(cam["sensor2lidar_translation"], np.float64),
+            distortion=np.asarray(cam["distortion"], np.float64),
+        )
+    return out

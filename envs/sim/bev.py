@@ -3,6 +3,8 @@ and a colour picture with plans, the tracked trajectory and sub-scores for `env.
 
 Image frame: the ego heading points up (row 0 is ahead), the ego's left is the image's left. The point
 `forward_offset` metres ahead of the rear axle sits at the image centre (between the 4 middle pixels).
+Shapes are filled the cv2 way: every pixel the outline touches is set (up to half a pixel of growth per
+side, so masks err on the safe side).
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ UNKNOWN lights are drawn in neither."""
 _SHIFT = 2
 _SCALE = float(1 << _SHIFT)
 """cv2 fixed-point bits: vertices are placed to 1/4 px."""
-_STATIC_TYPES = (AgentType.TRAFFIC_CONE, AgentType.BARRIER, AgentType.CZONE_SIGN, AgentType.GENERIC_OBJECT)
+_GATHER_ABOVE = 4000
+"""Polygon sets with more vertices than this, of which at most half lie near the view, project only those."""
 
 
 @dataclass(frozen=True)
@@ -94,9 +97,9 @@ def pixel_transform(ego_pose: np.ndarray, config: BEVConfig) -> np.ndarray:
     cos, sin = math.cos(heading), math.sin(heading)
     scale = 1.0 / config.metres_per_pixel
     centre = config.size / 2 - 0.5
-    linear = scale * np.array([[sin, -cos], [-cos, -sin]])     # column = -ego y, row = -ego x
-    offset = np.array([centre, centre + config.forward_offset * scale]) - linear @ np.array([x, y])
-    return np.concatenate([linear, offset[:, None]], axis=1)
+    # column = centre - ego y / m, row = centre + offset / m - ego x / m
+    return np.array([[scale * sin, -scale * cos, centre - scale * (sin * x - cos * y)],
+                     [-scale * cos, -scale * sin, centre + scale * (config.forward_offset + cos * x + sin * y)]])
 
 
 def _fixed(points: np.ndarray, transform: np.ndarray) -> np.ndarray:
@@ -107,83 +110,123 @@ def _fixed(points: np.ndarray, transform: np.ndarray) -> np.ndarray:
     return np.rint(pixels, out=pixels).astype(np.int32)
 
 
-def _rings(polygons: PolygonSet, rows: np.ndarray, transform: np.ndarray, size: int) -> list[np.ndarray]:
-    """Fixed-point rings of the chosen polygons whose bounding box meets the image."""
-    if not len(rows):
-        return []
-    pixels = _fixed(polygons.points, transform)
-    starts = polygons.starts[:-1]
-    low = np.minimum.reduceat(pixels, starts, axis=0)[rows]
-    high = np.maximum.reduceat(pixels, starts, axis=0)[rows]
-    limit = size * _SCALE
-    seen = (high >= 0).all(axis=1) & (low < limit).all(axis=1)
-    bounds = polygons.starts
-    return [pixels[bounds[r]:bounds[r + 1]] for r in rows[seen].tolist()]
+class _Projector:
+    """Fixed-point BEV pixels of a frame's polygon sets, each projected once; polygons whose bounds miss
+    the view are dropped before projecting."""
+
+    def __init__(self, transform: np.ndarray, config: BEVConfig):
+        self.transform = transform
+        # the view in global coordinates: a square around the image centre, rotated; bound it by a circle
+        inverse = np.linalg.inv(np.vstack([transform, [0.0, 0.0, 1.0]]))
+        centre = config.size / 2 - 0.5
+        self.centre = inverse[:2, :2] @ [centre, centre] + inverse[:2, 2]
+        self.radius = config.extent / math.sqrt(2) + config.metres_per_pixel
+        self._done: dict[int, tuple] = {}
+
+    def rings(self, polygons: PolygonSet, rows: np.ndarray) -> list[np.ndarray]:
+        """Pixel rings (int32 (V, 2)) of the chosen rows of `polygons` that may reach into the view."""
+        if not len(rows):
+            return []
+        key = id(polygons)
+        if key not in self._done:
+            self._done[key] = self._project(polygons)
+        pixels, seen, low, high = self._done[key]
+        return [pixels[low[r]:high[r]] for r in rows[seen[rows]].tolist()]
+
+    def _project(self, polygons: PolygonSet) -> tuple[np.ndarray, np.ndarray, list[int], list[int]]:
+        """Project every polygon of the set whose bounds meet the view, once per frame: pixels, in-view
+        flags (R,) and each polygon's slice bounds into pixels."""
+        box, (x, y), radius = polygons.boxes, self.centre, self.radius
+        seen = (box[:, 0] < x + radius) & (box[:, 2] > x - radius) & (box[:, 1] < y + radius) & (box[:, 3] > y - radius)
+        if len(polygons.points) < _GATHER_ABOVE or seen.mean() > 0.5:     # gathering would cost more than it saves
+            pixels = _fixed(polygons.points, self.transform)
+            return pixels, seen, polygons.starts[:-1].tolist(), polygons.starts[1:].tolist()
+        rows = np.flatnonzero(seen)
+        first, lengths = polygons.starts[rows], polygons.starts[rows + 1] - polygons.starts[rows]
+        ends = np.cumsum(lengths)
+        # vertices of the seen polygons, polygon after polygon
+        index = np.arange(ends[-1] if len(ends) else 0) + np.repeat(first - (ends - lengths), lengths)
+        low, high = np.zeros(len(seen), np.int64), np.zeros(len(seen), np.int64)
+        low[rows], high[rows] = ends - lengths, ends
+        return _fixed(polygons.points[index], self.transform), seen, low.tolist(), high.tolist()
+
+
+_DRIVABLE = (Surface.ROADBLOCK, Surface.INTERSECTION, Surface.CARPARK)
+_AGENT_GROUP = np.array([0 if t == AgentType.VEHICLE else 1 if t in (AgentType.PEDESTRIAN, AgentType.BICYCLE) else 2
+                         for t in AgentType])
+"""AgentType -> index into _AGENT_CHANNELS."""
+_AGENT_CHANNELS = ("vehicles", "pedestrians_bicycles", "static_objects")
+_LIGHT_CHANNELS = (("red_lights", (LightStatus.RED, LightStatus.YELLOW)), ("green_lights", (LightStatus.GREEN,)))
+
+
+def _route_rows(scenery: Scenery, route: tuple[str, ...]) -> np.ndarray:
+    """Rows of `scenery.lanes` in the route roadblocks."""
+    wanted = set(route)
+    return np.array([i for i, block in enumerate(scenery.lane_roadblock_ids) if block in wanted], dtype=np.int64)
 
 
 def _draw_frame(frame: WorldFrame, config: BEVConfig, masks: Mapping[str, np.ndarray]) -> None:
     """Draw the requested channels of one frame into 2D uint8 masks (channel name -> (size, size))."""
     scenery = scenery_for(frame.road_map)
     transform = pixel_transform(frame.ego_pose, config)
-    size = config.size
+    projector = _Projector(transform, config)
     if "drivable" in masks:
         surfaces = scenery.surfaces
-        for layer in (Surface.ROADBLOCK, Surface.INTERSECTION, Surface.CARPARK):
-            rings = _rings(surfaces, np.flatnonzero(surfaces.label == layer), transform, size)
+        for layer in _DRIVABLE:
+            rings = projector.rings(surfaces, np.flatnonzero(surfaces.label == layer))
             if rings:
                 cv2.fillPoly(masks["drivable"], rings, 255, cv2.LINE_8, _SHIFT)
-    if "lane_boundaries" in masks and len(scenery.boundaries):
-        lines = _rings(scenery.boundaries, np.arange(len(scenery.boundaries)), transform, size)
+    if "lane_boundaries" in masks:
+        lines = projector.rings(scenery.boundaries, np.arange(len(scenery.boundaries)))
         if lines:
             cv2.polylines(masks["lane_boundaries"], lines, False, 255, 1, cv2.LINE_8, _SHIFT)
     if "route" in masks and frame.route_roadblock_ids:
-        route = set(frame.route_roadblock_ids)
-        rows = np.array([i for i, block in enumerate(scenery.lane_roadblock_ids) if block in route], dtype=np.int64)
-        rings = _rings(scenery.lanes, rows, transform, size)
-        for ring in rings:          # connectors of one route may overlap: one fill each (no XOR)
-            cv2.fillPoly(masks["route"], [ring], 255, cv2.LINE_8, _SHIFT)
-    _draw_agents(frame, transform, size, masks)
-    if "red_lights" in masks or "green_lights" in masks:
-        for name, statuses in (("red_lights", (LightStatus.RED, LightStatus.YELLOW)), ("green_lights", (LightStatus.GREEN,))):
-            if name in masks:
-                for ring in _light_rings(frame, scenery, statuses, transform, size):
-                    cv2.fillPoly(masks[name], [ring], 255, cv2.LINE_8, _SHIFT)
+        for ring in projector.rings(scenery.lanes, _route_rows(scenery, frame.route_roadblock_ids)):
+            cv2.fillPoly(masks["route"], [ring], 255, cv2.LINE_8, _SHIFT)     # connectors may overlap: no XOR
+    if any(name in masks for name in _AGENT_CHANNELS):
+        _draw_agents(frame, transform, config.size, masks)
+    for name, statuses in _LIGHT_CHANNELS:
+        if name in masks:
+            for ring in _light_rings(frame, scenery, statuses, projector):
+                cv2.fillPoly(masks[name], [ring], 255, cv2.LINE_8, _SHIFT)
 
 
-def _light_rings(frame: WorldFrame, scenery: Scenery, statuses, transform, size) -> list[np.ndarray]:
-    """Fixed-point polygons of the frame's lane connectors whose light has one of `statuses`."""
-    wanted = np.isin(frame.light_status, [int(s) for s in statuses])
-    rows = [scenery.lane_row.get(i, -1) for i, keep in zip(frame.light_connector_ids, wanted.tolist()) if keep]
-    rows = np.array([r for r in rows if r >= 0], dtype=np.int64)
-    return _rings(scenery.lanes, rows, transform, size)
+def _light_rings(frame: WorldFrame, scenery: Scenery, statuses, projector: _Projector) -> list[np.ndarray]:
+    """Pixel polygons of the frame's lane connectors whose light has one of `statuses`."""
+    status = frame.light_status.tolist()
+    wanted = {int(s) for s in statuses}
+    rows = [scenery.lane_row.get(i, -1) for i, s in zip(frame.light_connector_ids, status) if s in wanted]
+    return projector.rings(scenery.lanes, np.array([r for r in rows if r >= 0], dtype=np.int64))
 
 
 def _draw_agents(frame: WorldFrame, transform: np.ndarray, size: int, masks: Mapping[str, np.ndarray]) -> None:
     """Fill agent boxes into the vehicles / pedestrians_bicycles / static_objects masks."""
     agents = frame.agents
-    groups = {"vehicles": (AgentType.VEHICLE,), "pedestrians_bicycles": (AgentType.PEDESTRIAN, AgentType.BICYCLE),
-              "static_objects": _STATIC_TYPES}
-    wanted = [name for name in groups if name in masks]
-    if not wanted or not agents.num_agents:
+    if not agents.num_agents:
         return
-    pose, size_lw = agents.pose, agents.size
-    cos, sin = np.cos(pose[:, 2])[:, None], np.sin(pose[:, 2])[:, None]
-    lon = np.array([0.5, -0.5, -0.5, 0.5]) * size_lw[:, 0:1]          # FL, RL, RR, FR
-    lat = np.array([0.5, 0.5, -0.5, -0.5]) * size_lw[:, 1:2]
-    corners = np.stack([pose[:, 0:1] + lon * cos - lat * sin, pose[:, 1:2] + lon * sin + lat * cos], axis=-1)
+    pose, extent = agents.pose, agents.size
+    cos, sin = np.cos(pose[:, 2:3]), np.sin(pose[:, 2:3])
+    lon = extent[:, 0:1] * np.array([0.5, -0.5, -0.5, 0.5])              # FL, RL, RR, FR
+    lat = extent[:, 1:2] * np.array([0.5, 0.5, -0.5, -0.5])
+    corners = np.empty((len(pose), 4, 2))
+    corners[..., 0] = pose[:, 0:1] + lon * cos - lat * sin
+    corners[..., 1] = pose[:, 1:2] + lon * sin + lat * cos
     pixels = _fixed(corners, transform)                                  # (A, 4, 2)
+    high, low = pixels.max(axis=1), pixels.min(axis=1)
     limit = size * _SCALE
-    seen = (pixels.max(axis=1) >= 0).all(axis=1) & (pixels.min(axis=1) < limit).all(axis=1)
-    for name in wanted:
-        chosen = np.flatnonzero(seen & np.isin(agents.types, [int(t) for t in groups[name]]))
-        mask = masks[name]
-        for a in chosen.tolist():
-            cv2.fillConvexPoly(mask, pixels[a], 255, cv2.LINE_8, _SHIFT)
+    seen = (high[:, 0] >= 0) & (high[:, 1] >= 0) & (low[:, 0] < limit) & (low[:, 1] < limit)
+    group = _AGENT_GROUP[agents.types]
+    for g, name in enumerate(_AGENT_CHANNELS):
+        if name in masks:
+            mask = masks[name]
+            for a in np.flatnonzero(seen & (group == g)).tolist():
+                cv2.fillConvexPoly(mask, pixels[a], 255, cv2.LINE_8, _SHIFT)
 
 
 # --------------------------------------------------------------------------------------------- picture
 
-_RGB = {"background": (38, 40, 44), "drivable": (92, 94, 98), "route": (62, 86, 128), "lane_boundaries": (205, 205, 205),
+_RGB = {"background": (38, 40, 44), "drivable": (92, 94, 98), "route": (62, 86, 128),
+        "lane_boundaries": (205, 205, 205),
         "vehicles": (70, 130, 235), "pedestrians_bicycles": (235, 85, 200), "static_objects": (245, 160, 40),
         "red": (230, 40, 40), "yellow": (240, 205, 40), "green": (50, 205, 80), "ego": (245, 245, 245)}
 _PLAN_RGB = ((255, 140, 0), (255, 200, 120), (200, 120, 255), (120, 220, 255))
@@ -210,7 +253,7 @@ def bev_rgb(frame: WorldFrame, config: BEVConfig = BEVConfig(size=384, metres_pe
     _draw_frame(frame, full, named)
     transform = pixel_transform(frame.ego_pose, full)
     yellow = masks[-1]
-    for ring in _light_rings(frame, scenery_for(frame.road_map), (LightStatus.YELLOW,), transform, full.size):
+    for ring in _light_rings(frame, scenery_for(frame.road_map), (LightStatus.YELLOW,), _Projector(transform, full)):
         cv2.fillPoly(yellow, [ring], 255, cv2.LINE_8, _SHIFT)
     image = np.empty((full.size, full.size, 3), dtype=np.uint8)
     image[:] = _RGB["background"]
@@ -226,9 +269,9 @@ def bev_rgb(frame: WorldFrame, config: BEVConfig = BEVConfig(size=384, metres_pe
             image[where] = _RGB[colour]
 
     ego = frame.vehicle
-    centre = frame.ego_pose[:2] + ego.rear_axle_to_center * np.array([math.cos(frame.ego_pose[2]), math.sin(frame.ego_pose[2])])
     heading = frame.ego_pose[2]
     cos, sin = math.cos(heading), math.sin(heading)
+    centre = frame.ego_pose[:2] + ego.rear_axle_to_center * np.array([cos, sin])
     lon = np.array([0.5, -0.5, -0.5, 0.5]) * ego.length
     lat = np.array([0.5, 0.5, -0.5, -0.5]) * ego.width
     corners = np.stack([centre[0] + lon * cos - lat * sin, centre[1] + lon * sin + lat * cos], axis=-1)

@@ -102,8 +102,9 @@ def frame_from_scene(scene: Scene, step: int = 0, agents_override: AgentBoxes | 
                      ego_pose: np.ndarray | None = None) -> WorldFrame:
     """The frame of `scene` at scored step `step` (0 = now, 10 Hz; lights and logged agents of that step).
 
-    agents_override: boxes to draw instead of the logged agents (e.g. reactive traffic in closed loop);
-    ego_pose: (3,) global rear-axle pose to draw from instead of the scene's current pose.
+    The ego stays at the scene's current pose (a scene logs no ego future) unless `ego_pose` (3,), the
+    global rear-axle pose of a simulated ego, is given. agents_override: boxes to draw instead of the
+    logged agents (e.g. reactive traffic in closed loop).
     """
     num_steps = scene.agents.valid.shape[1]
     if not isinstance(step, (int, np.integer)) or isinstance(step, bool) or not 0 <= step < num_steps:

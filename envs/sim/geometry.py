@@ -8,6 +8,7 @@ fallback), so touching and collinear cases agree with GEOS on the same float inp
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Callable
 
 import numpy as np
@@ -484,8 +485,8 @@ def _clean_ring(ring: np.ndarray) -> np.ndarray:
     if not np.isfinite(ring).all():
         raise ValueError(f"ring={ring.tolist()!r}: must be finite")
     # drop consecutive repeats, cyclically (an explicit closing vertex is one), as shapely tolerates them
-    keep = np.any(ring != np.roll(ring, 1, axis=0), axis=1)
-    if not keep.any():
+    keep = np.any(ring != np.concatenate([ring[-1:], ring[:-1]]), axis=1)
+    if len(ring) and not keep.any():
         keep[0] = True
     return ring[keep]
 
@@ -499,18 +500,20 @@ def polygon_signed_area(ring: np.ndarray) -> float:
 
 _PAIR_BLOCK = 1 << 16
 """Candidate edge pairs tested at a time (bounds memory on pathological rings)."""
+_SWEEP_MIN_EDGES = 32
+"""Below this many edges every pair is a candidate: the sweep would cost more than it saves."""
 
 
 def _orientation_sign_np(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
     """numpy twin of `orientation_sign` for points (K, 2): same float filter, the rare unsure entries
     go to the exact expansion (torch) -> int8 (K,)."""
-    acx, acy, bcx, bcy = a[:, 0] - c[:, 0], a[:, 1] - c[:, 1], b[:, 0] - c[:, 0], b[:, 1] - c[:, 1]
-    det_left, det_right = acx * bcy, acy * bcx
+    ac, bc = a - c, b - c
+    det_left, det_right = ac[:, 0] * bc[:, 1], ac[:, 1] * bc[:, 0]
     det = det_left - det_right
     sign = np.sign(det).astype(np.int8)
     eps = np.finfo(np.float64).eps / 2
     bound = (3.0 + 16.0 * eps) * eps * (np.abs(det_left) + np.abs(det_right))
-    unsure = np.flatnonzero((np.abs(det) <= bound) & (np.sign(det_left) * np.sign(det_right) > 0))
+    unsure = np.flatnonzero((np.abs(det) <= bound) & (np.sign(det_left) == np.sign(det_right)) & (det_left != 0))
     if len(unsure):
         coords = (a[unsure, 0], a[unsure, 1], b[unsure, 0], b[unsure, 1], c[unsure, 0], c[unsure, 1])
         sign[unsure] = _exact_orientation_sign(*(torch.from_numpy(np.ascontiguousarray(x)) for x in coords)).numpy()
@@ -519,37 +522,50 @@ def _orientation_sign_np(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndar
 
 def _segments_meet_np(p0: np.ndarray, p1: np.ndarray, q0: np.ndarray, q1: np.ndarray) -> np.ndarray:
     """numpy twin of `segments_intersect` for segment pairs (K, 2) -> bool (K,)."""
-    o1, o2 = _orientation_sign_np(p0, p1, q0), _orientation_sign_np(p0, p1, q1)
-    o3, o4 = _orientation_sign_np(q0, q1, p0), _orientation_sign_np(q0, q1, p1)
+    first, second = np.concatenate([p0, p0, q0, q0]), np.concatenate([p1, p1, q1, q1])
+    third = np.concatenate([q0, q1, p0, p1])
+    signs = _orientation_sign_np(first, second, third).reshape(4, -1)
+    meets = (signs[0] * signs[1] < 0) & (signs[2] * signs[3] < 0)
+    collinear = np.flatnonzero(signs.reshape(-1) == 0)
+    if len(collinear):   # on the closed segment: exact for collinear points, as `_is_between`
+        d0, d1 = first[collinear] - third[collinear], second[collinear] - third[collinear]
+        on = np.zeros(signs.size, dtype=bool)
+        on[collinear] = d0[:, 0] * d1[:, 0] + d0[:, 1] * d1[:, 1] <= 0
+        meets |= on.reshape(4, -1).any(0)
+    return meets
 
-    def between(point, a, b):       # exact for collinear points, as `_is_between`
-        return np.einsum("ij,ij->i", a - point, b - point) <= 0
 
-    proper = (o1.astype(np.int16) * o2 < 0) & (o3.astype(np.int16) * o4 < 0)
-    return proper | ((o1 == 0) & between(q0, p0, p1)) | ((o2 == 0) & between(q1, p0, p1)) \
-        | ((o3 == 0) & between(p0, q0, q1)) | ((o4 == 0) & between(p1, q0, q1))
-
-
-def _sweep_counts(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sort-and-sweep on one axis: edge order by `lo` and, per sorted edge, how many later ones start
-    at or before its `hi` (closed overlap, so touching bounding boxes stay candidates)."""
-    order = np.argsort(lo, kind="stable")
-    stop = np.searchsorted(lo[order], hi[order], side="right")      # >= position + 1 as lo <= hi
-    return order, stop - np.arange(1, len(lo) + 1)
+@lru_cache(maxsize=_SWEEP_MIN_EDGES)
+def _non_adjacent_pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Edge index pairs i < j of an n-edge ring that share no vertex (read-only)."""
+    i, j = np.triu_indices(n, k=2)
+    keep = j - i != n - 1                                        # edges 0 and n - 1 share vertex 0
+    i, j = i[keep], j[keep]
+    i.flags.writeable = j.flags.writeable = False
+    return i, j
 
 
 def _candidate_edge_pairs(start: np.ndarray, end: np.ndarray):
     """Yield blocks (i, j) of non-adjacent edge indices whose closed bounding boxes overlap.
 
-    Sweeps the axis with fewer overlaps (a ring stretched along one axis overlaps everywhere on the
-    other), then filters on the other axis: about O(V log V + pairs) for road-like rings.
+    Sort-and-sweep on the axis with fewer overlaps (a ring stretched along one axis overlaps
+    everywhere on the other), then a filter on the other axis: about O(V log V + pairs) for road-like
+    rings. Small rings take every pair.
     """
     n = len(start)
     lo, hi = np.minimum(start, end), np.maximum(start, end)
-    sweeps = [_sweep_counts(lo[:, axis], hi[:, axis]) for axis in (0, 1)]
-    axis = int(sweeps[1][1].sum() < sweeps[0][1].sum())
-    order, count = sweeps[axis]
-    other = 1 - axis
+    if n < _SWEEP_MIN_EDGES:
+        i, j = _non_adjacent_pairs(n)
+        keep = (lo[i] <= hi[j]).all(1) & (lo[j] <= hi[i]).all(1)
+        yield i[keep], j[keep]
+        return
+    orders = np.argsort(lo, axis=0, kind="stable")                                       # (V, 2)
+    lo_sorted = np.take_along_axis(lo, orders, 0)
+    # per sorted edge: how many later ones start at or before its end (closed: touching boxes count)
+    count = np.stack([np.searchsorted(lo_sorted[:, k], hi[orders[:, k], k], side="right") for k in (0, 1)], 1)
+    count -= np.arange(1, n + 1)[:, None]
+    axis = int(count[:, 1].sum() < count[:, 0].sum())
+    order, count, other = orders[:, axis], count[:, axis], 1 - axis
     ends = np.cumsum(count)
     first = 0
     while first < n:
@@ -560,11 +576,9 @@ def _candidate_edge_pairs(start: np.ndarray, end: np.ndarray):
         a = np.repeat(np.arange(first, last), block)
         b = a + 1 + (np.arange(len(a)) - np.repeat(np.cumsum(block) - block, block))
         i, j = order[a], order[b]
-        keep = (lo[i, other] <= hi[j, other]) & (lo[j, other] <= hi[i, other])
         gap = (i - j) % n
-        keep &= (gap != 1) & (gap != n - 1)                         # adjacent edges share a vertex
-        if keep.any():
-            yield i[keep], j[keep]
+        keep = (lo[i, other] <= hi[j, other]) & (lo[j, other] <= hi[i, other]) & (gap != 1) & (gap != n - 1)
+        yield i[keep], j[keep]
         first = last
 
 
@@ -587,10 +601,11 @@ def polygon_is_simple(ring: np.ndarray) -> bool:
     following = np.concatenate([ring[2:], ring[:2]])
     # collinear adjacent edges overlap when the next vertex lies back towards the previous one; for
     # exactly collinear points the signs of the rounded differences make this dot product exact
-    folds = np.einsum("ij,ij->i", start - end, following - end) > 0
-    if folds.any() and np.any(_orientation_sign_np(start[folds], end[folds], following[folds]) == 0):
+    back, ahead = start - end, following - end
+    folds = back[:, 0] * ahead[:, 0] + back[:, 1] * ahead[:, 1] > 0
+    if folds.any() and not _orientation_sign_np(start[folds], end[folds], following[folds]).all():
         return False
     for i, j in _candidate_edge_pairs(start, end):
-        if _segments_meet_np(start[i], end[i], start[j], end[j]).any():
+        if len(i) and _segments_meet_np(start[i], end[i], start[j], end[j]).any():
             return False
     return True

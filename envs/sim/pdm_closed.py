@@ -28,11 +28,9 @@ from envs.metrics.ego_areas import ego_areas, ego_footprint
 from envs.metrics.pdms import SubScores, pdm_score
 from envs.metrics.progress import normalized_progress, raw_progress
 from envs.metrics.ttc import time_to_collision
+from envs.sim.corridor import box_ring_distance, box_within_rings, path_corridor, polygons_near_corridor
 from envs.sim.dynamics import EgoStates, initial_ego_state
-from envs.sim.geometry import (
-    box_corners, boxes_intersect, orientation_sign, polygon_intersects_boxes, polyline_distance,
-    polyline_interpolate, polyline_project, ray_crossing, segments_intersect, to_local,
-)
+from envs.sim.geometry import box_corners, boxes_intersect, polyline_project, to_local
 from envs.sim.idm import PDM_CLOSED_IDM, IDMParams, idm_accel
 from envs.sim.lqr import lqr_track
 from envs.sim.route import centerline_lane_ids, lane_path_poses, path_pose_at, path_project
@@ -234,7 +232,7 @@ def _setup(scenes: list[Scene], routes: list[SceneRoute], config: PDMClosedConfi
     red_vertex_valid, _ = _pad([flat_valid[a:b].numpy() for a, b in zip(counts[:-1], counts[1:])], device)
     red_vertex_valid = red_vertex_valid.bool() & red_valid[..., None]
     red_centroid, _ = _pad([np.reshape(s["red_centroids"], (-1, 2)) for s in per_scene], device)
-    red_valid &= ~_box_within_rings(ego_box, red_polygon, red_vertex_valid)
+    red_valid &= ~box_within_rings(ego_box, red_polygon, red_vertex_valid)
 
     hist = [s.history for s in scenes]
     initial = initial_ego_state(origin, torch.as_tensor(np.stack([h.velocity[-1] for h in hist]), **f64),
@@ -286,7 +284,8 @@ def _scene_inputs(scene: Scene, route: SceneRoute, config: PDMClosedConfig) -> d
     ego = scene.ego_pose
     start = np.array([path_project(p[:, :2], ego[None, :2])[0] for p in paths])  # shapely `project`
     reach = max(config.speed_fractions) * speed_limit * config.output_steps * config.dt
-    corridors, caps = zip(*(_corridor(p[:, :2], s, s + reach, scene.vehicle.width / 2) for p, s in zip(paths, start)))
+    half_width = scene.vehicle.width / 2
+    corridors, caps = zip(*(path_corridor(p[:, :2], s, s + reach, half_width) for p, s in zip(paths, start)))
 
     # current objects, nearest first per category (`PDMObjectManager`)
     agents = scene.agents
@@ -328,46 +327,9 @@ def _scene_inputs(scene: Scene, route: SceneRoute, config: PDMClosedConfig) -> d
                 boxes=boxes, red_rings=rings, red_centroids=np.array(centroids))
 
 
-def _corridor(xy: np.ndarray, start: float, end: float, radius: float) -> tuple[np.ndarray, np.ndarray]:
-    """Polyline and end caps of `PDMPath.substring(start, end).buffer(radius, cap_style=square)`.
-
-    The substring keeps the path vertices whose arc length lies in [start, end] (clipped to the path);
-    with fewer than 2 of them it is shapely's exact `substring`. The buffer is the set within `radius`
-    of the polyline plus a square cap at each end; a polyline of one distinct point buffers to an
-    axis-aligned square. Returns polyline (S, 2) and caps (2, 4, 2).
-    """
-    progress = np.concatenate([[0.0], np.cumsum(np.sqrt((np.diff(xy, axis=0) ** 2).sum(-1)))])
-    start, end = np.clip(start, 0.0, progress[-1]), np.clip(end, 0.0, progress[-1])
-    inside = (start <= progress) & (progress <= end)
-    if inside.sum() > 1:
-        line = xy[inside]
-    elif start == end:
-        line = _shapely_interpolate(xy, np.array([start]))
-    else:
-        between = xy[(progress > start) & (progress < end)]
-        ends = _shapely_interpolate(xy, np.array([start, end]))
-        line = np.concatenate([ends[:1], between, ends[1:]])
-    moving = np.flatnonzero(np.any(np.diff(line, axis=0) != 0, axis=1))
-    if len(moving) == 0:  # a point: GEOS buffers it to an axis-aligned square
-        square = box_corners(torch.as_tensor(line[0]), torch.tensor(0.0), 2 * radius, 2 * radius).numpy()
-        return np.stack([line[0], line[0]]), np.stack([square, square])
-    caps = []
-    for a, b, sign in ((line[moving[0]], line[moving[0] + 1], -1.0), (line[moving[-1] + 1], line[moving[-1]], -1.0)):
-        direction = math.atan2(b[1] - a[1], b[0] - a[0])        # pointing into the line
-        center = a + sign * 0.5 * radius * np.array([math.cos(direction), math.sin(direction)])
-        caps.append(box_corners(torch.as_tensor(center), torch.tensor(direction), radius, 2 * radius).numpy())
-    return line, np.stack(caps)
-
-
 def _wrap(angle: np.ndarray) -> np.ndarray:
     """NAVSIM `normalize_angle`: atan2(sin, cos)."""
     return np.arctan2(np.sin(angle), np.cos(angle))
-
-
-def _shapely_interpolate(xy: np.ndarray, s: np.ndarray) -> np.ndarray:
-    """Points (N, 2) at arc lengths s (N,) on a polyline (shapely `interpolate`)."""
-    line = torch.as_tensor(xy)[None]
-    return polyline_interpolate(line, torch.ones(line.shape[:2], dtype=torch.bool), torch.as_tensor(s)[None])[0].numpy()
 
 
 def _ring_centroid(ring: np.ndarray) -> np.ndarray:
@@ -485,8 +447,8 @@ def _leads(setup: _Setup, path_of: Tensor, ego_progress: Tensor, ego_pose: Tenso
     vertex = torch.arange(num_vertices, device=boxes.device)
     poly_valid = torch.cat([setup.box_valid[..., None] & (vertex < 4),
                             pad(setup.red_vertex_valid, (0, extra)) & setup.red_valid[..., None]], 1)
-    in_corridor = _polygons_near_corridor(poly, poly_valid, setup.corridor, setup.corridor_valid,
-                                          setup.corridor_caps, setup.half_width)           # (B, L, K)
+    in_corridor = polygons_near_corridor(poly, poly_valid, setup.corridor, setup.corridor_valid,
+                                         setup.corridor_caps, setup.half_width)           # (B, L, K)
     centroid = torch.cat([setup.box_center + t * setup.box_velocity, setup.red_centroid], dim=1)  # (B, K, 2)
     object_progress = _project_pairs(setup, centroid, in_corridor)                       # (B, L, K)
 
@@ -495,7 +457,7 @@ def _leads(setup: _Setup, path_of: Tensor, ego_progress: Tensor, ego_pose: Tenso
     ego_box, _ = ego_footprint(ego_pose, vehicle)                                             # (B, N, 4, 2)
     distance = torch.full(ahead.shape, math.inf, dtype=torch.float64, device=ahead.device)
     b, n, k = ahead.nonzero(as_tuple=True)
-    distance[b, n, k] = _box_ring_distance(ego_box[b, n], poly[b, k], poly_valid[b, k])
+    distance[b, n, k] = box_ring_distance(ego_box[b, n], poly[b, k], poly_valid[b, k])
     has_ahead = ahead.any(dim=-1)
     nearest = distance.argmin(dim=-1)                                                    # first on ties
     nearest_distance = distance.gather(-1, nearest[..., None])[..., 0]
@@ -519,88 +481,6 @@ def _carry(written: Tensor, value: Tensor, group: int) -> Tensor:
     position = torch.arange(N, device=written.device).expand(B, N)
     last = torch.where(written, position, -1).reshape(B, N // group, group).cummax(dim=-1).values.reshape(B, N)
     return torch.where(last >= 0, value.gather(-1, last.clamp(min=0)), torch.zeros_like(value))
-
-
-# --------------------------------------------------------------------------------------------
-# Geometry of the corridor and the lead distance
-# --------------------------------------------------------------------------------------------
-
-
-def _close(ring: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
-    """Padded rings (..., V, 2) -> closed polylines (..., V+1, 2): the first vertex after the last valid one."""
-    count = valid.sum(-1, keepdim=True)
-    closed = torch.cat([ring, ring[..., :1, :]], dim=-2)
-    position = torch.arange(closed.shape[-2], device=ring.device)
-    closed = torch.where((position == count)[..., None], ring[..., :1, :], closed)
-    return closed, position <= count
-
-
-def _box_ring_distance(box: Tensor, ring: Tensor, valid: Tensor) -> Tensor:
-    """shapely `distance` between boxes (K, 4, 2) and polygons (K, V, 2) + vertex mask (K, V) -> (K,) [m]."""
-    if box.shape[0] == 0:
-        return box.new_zeros(0)
-    touching = polygon_intersects_boxes(box[:, None], ring[:, None], valid[:, None])[:, 0, 0]
-    ring_line, ring_line_valid = _close(ring, valid)
-    box_line, box_line_valid = _close(box, torch.ones(box.shape[:2], dtype=torch.bool, device=box.device))
-    corner_to_ring = polyline_distance(box, ring_line, ring_line_valid).amin(-1)
-    vertex_to_box = polyline_distance(ring, box_line, box_line_valid).masked_fill(~valid, math.inf).amin(-1)
-    return torch.where(touching, 0.0, torch.minimum(corner_to_ring, vertex_to_box))
-
-
-def _polygons_near_corridor(poly: Tensor, poly_valid: Tensor, line: Tensor, line_valid: Tensor, caps: Tensor,
-                            radius: float) -> Tensor:
-    """Do polygons (B, K, V, 2) + vertex mask (B, K, V) touch the corridors -> (B, L, K) bool.
-
-    A corridor is shapely's `buffer(radius, cap_style=square)` of a line (B, L, S, 2) + mask (B, L, S):
-    the points within `radius` of the line plus its end-cap squares `caps` (B, L, 2, 4, 2). Exact per
-    (polygon, segment) pair whose bounding boxes come within `radius`: the segment crosses the polygon
-    or starts inside it, or a vertex of one lies within `radius` of the other.
-    """
-    B, L = line.shape[:2]
-    num_poly = poly.shape[1]
-    mask = poly_valid[..., None]
-    lo = torch.where(mask, poly, math.inf).amin(-2)                                      # (B, K, 2)
-    hi = torch.where(mask, poly, -math.inf).amax(-2)
-    seg_lo = torch.minimum(line[:, :, :-1], line[:, :, 1:]) - radius                      # (B, L, S-1, 2)
-    seg_hi = torch.maximum(line[:, :, :-1], line[:, :, 1:]) + radius
-    pair = ((lo[:, None, :, None] <= seg_hi[:, :, None]) & (seg_lo[:, :, None] <= hi[:, None, :, None])).all(-1)
-    pair &= poly_valid.any(-1)[:, None, :, None] & line_valid[:, :, None, 1:]              # (B, L, K, S-1)
-    near = torch.zeros(B * L * num_poly, dtype=torch.bool, device=line.device)
-    b, l, k, s = pair.nonzero(as_tuple=True)
-    if b.numel():
-        p0, p1 = line[b, l, s], line[b, l, s + 1]                                          # (M, 2)
-        ring, ring_valid = poly[b, k], poly_valid[b, k]                                    # (M, V, 2), (M, V)
-        edges, edges_valid = _close(ring, ring_valid)
-        start, end, edge_valid = edges[:, :-1], edges[:, 1:], edges_valid[:, 1:]
-        crossing = (segments_intersect(p0[:, None], p1[:, None], start, end) & edge_valid).any(-1)
-        crosses, on_edge = ray_crossing(p0[:, None], start, end)
-        inside = ((crosses & edge_valid).sum(-1) % 2 == 1) | (on_edge & edge_valid).any(-1)
-        segment = torch.stack([p0, p1], dim=1)
-        both = torch.ones(segment.shape[:2], dtype=torch.bool, device=line.device)
-        gap = torch.minimum(polyline_distance(ring, segment, both).masked_fill(~ring_valid, math.inf).amin(-1),
-                            polyline_distance(segment, edges, edges_valid).amin(-1))
-        near.index_put_(((b * L + l) * num_poly + k,), crossing | inside | (gap <= radius), accumulate=True)
-    in_caps = polygon_intersects_boxes(caps.reshape(B, L * 2, 4, 2), poly, poly_valid).reshape(B, L, 2, -1).any(2)
-    return near.reshape(B, L, num_poly) | in_caps
-
-
-def _box_within_rings(box: Tensor, ring: Tensor, valid: Tensor) -> Tensor:
-    """shapely `within` of boxes (B, 4, 2) in polygons (B, R, V, 2) -> (B, R): every corner in the closed
-    polygon, no polygon vertex strictly inside the box and no proper edge crossing."""
-    edges, edges_valid = _close(ring, valid)
-    start, end, edge_valid = edges[:, :, :-1], edges[:, :, 1:], edges_valid[:, :, 1:]
-    crosses, on_edge = ray_crossing(box[:, None, :, None], start[:, :, None], end[:, :, None])   # (B, R, 4, V)
-    edge_valid = edge_valid[:, :, None]
-    corner_in = (((crosses & edge_valid).sum(-1) % 2 == 1) | (on_edge & edge_valid).any(-1)).all(-1)
-    box_start, box_end = box, box.roll(-1, dims=-2)
-    inside_box = torch.stack([orientation_sign(box_start[:, None, i, None], box_end[:, None, i, None], ring) > 0
-                              for i in range(4)], 0).all(0) & valid                     # box corners are CCW
-    o1 = orientation_sign(box_start[:, None, :, None], box_end[:, None, :, None], start[:, :, None])
-    o2 = orientation_sign(box_start[:, None, :, None], box_end[:, None, :, None], end[:, :, None])
-    o3 = orientation_sign(start[:, :, None], end[:, :, None], box_start[:, None, :, None])
-    o4 = orientation_sign(start[:, :, None], end[:, :, None], box_end[:, None, :, None])
-    proper = ((o1 * o2 < 0) & (o3 * o4 < 0) & edge_valid).flatten(2).any(-1)
-    return corner_in & ~inside_box.any(-1) & ~proper & valid.any(-1)
 
 
 def _project_pairs(setup: _Setup, points: Tensor, mask: Tensor) -> Tensor:

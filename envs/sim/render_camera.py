@@ -63,13 +63,14 @@ HEAD_SIZE = (0.35, 0.5, 4.2, 5.4)
 HOUSING_RGB = (45, 45, 45)
 SUN = np.array([0.35, 0.55, 0.76])
 """Direction to the light source (global frame; about 50 deg high)."""
-AMBIENT = 0.45
-"""Face brightness = AMBIENT + (1 - AMBIENT) * max(0, normal . SUN)."""
+AMBIENT = 0.4
+"""Face brightness = AMBIENT + (1 - AMBIENT) * (1 + normal . SUN) / 2 (half-Lambert, so that faces
+turned away from the sun still differ from each other)."""
 
 # Box corners: 0-3 bottom FL, RL, RR, FR (geometry.box_corners order), 4-7 the same on top.
 _FACES = np.array([[4, 5, 6, 7], [0, 3, 7, 4], [1, 5, 6, 2], [0, 4, 5, 1], [3, 2, 6, 7]])
 """Face corner indices: top, front (+x), rear (-x), left (+y), right (-y)."""
-_TOP, _FRONT, _REAR = 0, 1, 2
+_FRONT, _REAR = 1, 2
 
 
 # --------------------------------------------------------------------------------------------- API
@@ -303,7 +304,7 @@ def _boxes(xy, heading, length, width, bottom, top, colours, emissive) -> _Boxes
     normals[:, 1:, 0], normals[:, 1:, 1] = np.cos(side), np.sin(side)
     half = np.stack([(top - bottom) / 2, length / 2, length / 2, width / 2, width / 2], axis=1)
     plane = (normals * centre[:, None]).sum(-1) + half
-    shade = np.where(emissive, 1.0, AMBIENT + (1 - AMBIENT) * np.clip(normals @ SUN, 0.0, 1.0))
+    shade = np.where(emissive, 1.0, AMBIENT + (1 - AMBIENT) * (1.0 + normals @ SUN) / 2)
     shaded = np.clip(colours * shade[..., None], 0, 255).round().astype(np.int64)
     return _Boxes(corners, centre, normals, plane, shaded.tolist())
 

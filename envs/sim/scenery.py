@@ -10,6 +10,7 @@ import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from enum import IntEnum
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -18,10 +19,16 @@ from envs.sim.map import Lane, RoadMap
 
 SURFACE_TOLERANCE = 0.03
 """[m] road outlines are simplified (Douglas-Peucker) by at most this much; invisible at camera height."""
+BOUNDARY_TOLERANCE = 0.02
+"""[m] lane boundary polylines (offsets of the centerlines) are simplified by at most this much."""
 MARKING_WIDTH = 0.2
 """[m] painted line width; real lines are 0.10-0.15 m, widened so they survive 256 px images."""
 CENTRE_LINE_WIDTH = 0.3
 """[m] the yellow line between opposite directions (one band standing for the usual double line)."""
+MAX_QUAD_LENGTH = 2.0
+"""[m] solid lines are cut into quads this long at most: a camera drops the quads reaching behind its
+near plane, and those then lie wholly in the blind spot under a level camera (it sees the ground from
+~4.5 m ahead)."""
 DASH_LENGTH, DASH_GAP = 3.0, 6.0
 """[m] dashed lane lines: 3 m paint, 6 m gap (US MUTCD uses 3 m / 9 m; a shorter gap gives more cues)."""
 NEIGHBOUR_PROBE = 0.6
@@ -85,6 +92,15 @@ class PolygonSet:
 
     def __len__(self) -> int:
         return len(self.label)
+
+    @cached_property
+    def boxes(self) -> np.ndarray:
+        """(R, 4) axis-aligned bounds xmin, ymin, xmax, ymax of each polygon [m]."""
+        if not len(self.label):
+            return np.zeros((0, 4))
+        starts = self.starts[:-1]
+        return np.concatenate([np.minimum.reduceat(self.points, starts, axis=0),
+                               np.maximum.reduceat(self.points, starts, axis=0)], axis=1)
 
 
 @dataclass(frozen=True, eq=False)
@@ -194,7 +210,8 @@ def points_in_ring(points: np.ndarray, ring: np.ndarray) -> np.ndarray:
     px, py = points[:, None, 0], points[:, None, 1]
     straddles = (a[None, :, 1] > py) != (b[None, :, 1] > py)
     with np.errstate(divide="ignore", invalid="ignore"):
-        x_cross = a[None, :, 0] + (py - a[None, :, 1]) * (b[None, :, 0] - a[None, :, 0]) / (b[None, :, 1] - a[None, :, 1])
+        slope = (b[None, :, 0] - a[None, :, 0]) / (b[None, :, 1] - a[None, :, 1])
+        x_cross = a[None, :, 0] + (py - a[None, :, 1]) * slope
     return ((straddles & (px < x_cross)).sum(axis=1) % 2) == 1
 
 
@@ -204,17 +221,24 @@ def _tangents(line: np.ndarray) -> np.ndarray:
     return grad / np.maximum(np.linalg.norm(grad, axis=1, keepdims=True), 1e-9)
 
 
-def _half_widths(lane: Lane) -> np.ndarray:
-    """(P,) distance from each centerline point to the lane outline [m] (ends copy their neighbours,
-    which lie on the end caps)."""
-    centre, ring = np.asarray(lane.centerline, dtype=np.float64), np.asarray(lane.polygon, dtype=np.float64)
-    a, ab = ring, np.roll(ring, -1, axis=0) - ring
-    ap = centre[:, None, :] - a[None]
-    t = np.clip((ap * ab[None]).sum(-1) / np.maximum((ab ** 2).sum(-1), 1e-12)[None], 0.0, 1.0)
-    dist = np.linalg.norm(ap - t[..., None] * ab[None], axis=-1).min(axis=1)
-    if len(dist) >= 3:
-        dist[0], dist[-1] = dist[1], dist[-2]
-    return dist
+def _side_widths(centre: np.ndarray, normal: np.ndarray, ring: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distances (P,) from each centerline point to the lane outline along its left and its right normal
+    [m] (rays, so the end caps never count); a ray that misses takes the median of the others."""
+    a, edge = ring, np.roll(ring, -1, axis=0) - ring
+    widths = []
+    for direction in (normal, -normal):
+        d = direction[:, None, :]                                        # (P, 1, 2) against edges (1, V, 2)
+        offset = a[None] - centre[:, None, :]
+        denom = d[..., 0] * edge[None, :, 1] - d[..., 1] * edge[None, :, 0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = (offset[..., 0] * edge[None, :, 1] - offset[..., 1] * edge[None, :, 0]) / denom
+            s = (offset[..., 0] * d[..., 1] - offset[..., 1] * d[..., 0]) / denom
+        hit = (np.abs(denom) > 1e-12) & (s >= -1e-9) & (s <= 1 + 1e-9) & (t > 1e-6)
+        width = np.where(hit, t, np.inf).min(axis=1)
+        finite = np.isfinite(width)
+        width[~finite] = np.median(width[finite]) if finite.any() else 0.0
+        widths.append(width)
+    return widths[0], widths[1]
 
 
 def _lane_markings(lanes: tuple[Lane, ...]) -> tuple[list[np.ndarray], list[int], np.ndarray, np.ndarray]:
@@ -232,9 +256,10 @@ def _lane_markings(lanes: tuple[Lane, ...]) -> tuple[list[np.ndarray], list[int]
         centre = np.asarray(lane.centerline, dtype=np.float64)
         tangent = _tangents(centre)
         normal = np.stack([-tangent[:, 1], tangent[:, 0]], axis=1)      # left of travel
-        half = _half_widths(lane)
-        probe_rows = np.unique(np.clip([len(centre) // 4, len(centre) // 2, (3 * len(centre)) // 4], 0, len(centre) - 1))
-        for side in (1.0, -1.0):
+        left, right = _side_widths(centre, normal, rings[i])
+        count = len(centre)
+        probe_rows = np.unique(np.clip([count // 4, count // 2, (3 * count) // 4], 0, count - 1))
+        for side, half in ((1.0, left), (-1.0, right)):
             boundary = centre + side * normal * half[:, None]
             probes = centre[probe_rows] + side * normal[probe_rows] * (half[probe_rows, None] + NEIGHBOUR_PROBE)
             votes: dict[int, int] = {}
@@ -267,9 +292,11 @@ def _lane_markings(lanes: tuple[Lane, ...]) -> tuple[list[np.ndarray], list[int]
         if kind == Boundary.DASHED:
             q = _dash_quads(line, MARKING_WIDTH)
         else:
-            q = _ribbon_quads(_simplify(line, 0.02, closed=False), CENTRE_LINE_WIDTH if kind == Boundary.CENTRE else MARKING_WIDTH)
+            q = _ribbon_quads(_simplify(line, BOUNDARY_TOLERANCE, closed=False),
+                              CENTRE_LINE_WIDTH if kind == Boundary.CENTRE else MARKING_WIDTH)
         quads.append(q)
         paint.append(np.full(len(q), int(Paint.YELLOW if kind == Boundary.CENTRE else Paint.WHITE)))
+    lines = [_simplify(line, BOUNDARY_TOLERANCE, closed=False) for line in lines]
     return lines, kinds, np.concatenate(quads, axis=0), np.concatenate(paint).astype(np.int64)
 
 
@@ -282,12 +309,17 @@ def _quads_between(start: np.ndarray, end: np.ndarray, width: float) -> np.ndarr
 
 
 def _ribbon_quads(line: np.ndarray, width: float) -> np.ndarray:
-    """A solid line as one quad per polyline segment (N-1, 4, 2)."""
-    keep = np.concatenate([[True], np.linalg.norm(np.diff(line, axis=0), axis=1) > 1e-6])
-    line = line[keep]
-    if len(line) < 2:
+    """A solid line as quads (N, 4, 2) along its segments, each at most MAX_QUAD_LENGTH long."""
+    length = np.linalg.norm(np.diff(line, axis=0), axis=1)
+    pieces = np.ceil(length / MAX_QUAD_LENGTH).astype(np.int64)       # 0 for repeated points
+    if not pieces.sum():
         return np.zeros((0, 4, 2))
-    return _quads_between(line[:-1], line[1:], width)
+    segment = np.repeat(np.arange(len(length)), pieces)
+    first = np.repeat(np.cumsum(pieces) - pieces, pieces)
+    fraction = (np.arange(pieces.sum()) - first) / pieces[segment]
+    step = (line[1:] - line[:-1])[segment] / pieces[segment][:, None]
+    start = line[:-1][segment] + fraction[:, None] * (line[1:] - line[:-1])[segment]
+    return _quads_between(start, start + step, width)
 
 
 def _dash_quads(line: np.ndarray, width: float) -> np.ndarray:
@@ -312,7 +344,8 @@ def _crosswalk_stripes(ring: np.ndarray) -> np.ndarray:
     count = int(max((along.max() - along.min()) // CROSSWALK_PERIOD, 0))
     if count == 0:
         return np.zeros((0, 4, 2))
-    offsets = along.min() + (along.max() - along.min() - (count - 1) * CROSSWALK_PERIOD) / 2 + np.arange(count) * CROSSWALK_PERIOD
+    margin = (along.max() - along.min() - (count - 1) * CROSSWALK_PERIOD) / 2       # centres the bars
+    offsets = along.min() + margin + np.arange(count) * CROSSWALK_PERIOD
     mid = centre + (across.max() + across.min()) / 2 * short_axis
     half_depth = (across.max() - across.min()) / 2 - 0.1
     start = mid + offsets[:, None] * long_axis - half_depth * short_axis
@@ -328,10 +361,13 @@ def _signal_heads(connectors: tuple[Lane, ...]) -> tuple[np.ndarray, np.ndarray]
         if len(line) < 2:
             xy[i] = line[0] if len(line) else 0.0
             continue
-        arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(line, axis=0), axis=1))])
-        ahead = line[min(int(np.searchsorted(arc, 2.0)), len(line) - 1)] - line[0]
-        behind = line[-1] - line[max(int(np.searchsorted(arc, arc[-1] - 2.0)) - 1, 0)]
-        start, finish = math.atan2(ahead[1], ahead[0]), math.atan2(behind[1], behind[0])
+        steps = np.diff(line, axis=0)
+        steps = steps[np.linalg.norm(steps, axis=1) > 1e-6]
+        if not len(steps):
+            xy[i] = line[0]
+            continue
+        # first and last segments: the tangents at the ends
+        start, finish = math.atan2(steps[0, 1], steps[0, 0]), math.atan2(steps[-1, 1], steps[-1, 0])
         turn = math.atan2(math.sin(finish - start), math.cos(finish - start))
         lateral = HEAD_SPACING if turn > _TURN_THRESHOLD else -HEAD_SPACING if turn < -_TURN_THRESHOLD else 0.0
         forward, left = np.array([math.cos(start), math.sin(start)]), np.array([-math.sin(start), math.cos(start)])

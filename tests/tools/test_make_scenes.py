@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from scenarios import SCENARIOS
+
 from envs.scene_file import load_scene
 from tools.make_scenes import main, scene_job
 
@@ -43,7 +45,7 @@ def test_scene_seed_depends_on_seed_and_index_not_on_n():
     jobs = [scene_job(0, i, "mixed") for i in range(5)]
     assert jobs[:3] == [scene_job(0, i, "mixed") for i in range(3)]
     assert len({seed for _, seed in jobs}) == 5
-    assert {name for name, _ in jobs} <= {"urban_drive", "following"}
+    assert {name for name, _ in jobs} <= set(SCENARIOS)
     assert scene_job(1, 0, "mixed") != scene_job(0, 0, "mixed")
     assert scene_job(0, 2, "following") == ("following", scene_job(0, 2, "mixed")[1])
 

@@ -359,12 +359,14 @@ def _shapely_valid(shapely, ring: np.ndarray) -> bool:
 
 
 def test_polygon_is_simple_rotated_collinear_edges():
-    # seed-4 intersection I1: two far-apart edges on nearly, but not exactly, the same line; the float
-    # determinant calls them crossing, exact orientation (and shapely) say they are disjoint
-    ring = np.array([[-47.42820009, -65.01159644], [-47.01964057, -65.29983093],
-                     [-10.77916048, -90.86711321], [-10.37060096, -91.1553477],
+    # edges 39 and 75 of I1 in generate_map("intersection", default_rng(4)), joined by a third edge
+    # along the same rotated straight line: the float determinants call the two 40 m apart edges
+    # crossing; exact orientation (and shapely) say the ring is simple
+    ring = np.array([[-47.42820008747778, -65.01159644009917], [-47.0196405731971, -65.29983093368163],
+                     [-10.779160478853822, -90.86711320728043], [-10.370600964573146, -91.15534770086289],
                      [0.0, -60.0]])
     assert polygon_is_simple(ring)
+    assert not polygon_is_simple(np.insert(ring, 2, [-30.0, -40.0], axis=0))   # now edge 1 -> 2 crosses
     # a 200 m x 3.5 m lane with a vertex every metre along both sides, rotated off the axes and moved
     # to UTM-sized coordinates: all consecutive edges are (nearly) collinear, and still simple
     along = np.arange(201.0)
@@ -377,6 +379,24 @@ def test_polygon_is_simple_rotated_collinear_edges():
     folded = lane.copy()
     folded[201] = [150.0, -1.0]
     assert not polygon_is_simple(_rotated(folded, 0.7, [664_000.0, 3_997_000.0]))
+
+
+def test_polygon_is_simple_matches_shapely_on_rotated_lanes():
+    """Lane-like rectangles with irregularly spaced collinear side vertices, rotated and shifted."""
+    shapely = pytest.importorskip("shapely")
+    rng = np.random.default_rng(0)
+    valid = 0
+    for _ in range(300):
+        length, width = rng.uniform(20, 200), rng.uniform(2.5, 4.0)
+        right = np.concatenate([[0.0], np.sort(rng.uniform(0, length, rng.integers(5, 60))), [length]])
+        left = np.concatenate([[0.0], np.sort(rng.uniform(0, length, rng.integers(5, 60))), [length]])[::-1]
+        ring = np.concatenate([np.stack([right, np.zeros_like(right)], 1),
+                               np.stack([left, np.full_like(left, width)], 1)])
+        ring = _rotated(ring, rng.uniform(0, 2 * math.pi), rng.uniform(-500, 500, 2))
+        expected = _shapely_valid(shapely, ring)
+        valid += expected
+        assert polygon_is_simple(ring) == expected, ring.tolist()
+    assert valid >= 290                 # rounding the rotation rarely breaks a lane
 
 
 def test_polygon_is_simple_spike_and_touch_on_straight_edges():
@@ -400,6 +420,23 @@ def test_polygon_is_simple_large_rings():
     # edge 0 -> 1, from (50, 0) to (10, 0.03), near x = 48.8
     star[-1] = [30.0, 5.0]
     assert not polygon_is_simple(star)
+
+
+def test_candidate_edge_pairs_are_all_overlapping_box_pairs():
+    # the sweep (13 blocks of pairs here) must list exactly the non-adjacent edge pairs whose closed
+    # bounding boxes overlap, as brute force over all pairs does
+    from envs.sim.geometry import _candidate_edge_pairs
+    angle = np.linspace(0.0, 2 * math.pi, 2000, endpoint=False)
+    radius = np.where(np.arange(2000) % 2 == 0, 50.0, 10.0)
+    start = np.stack([radius * np.cos(angle), radius * np.sin(angle)], 1)
+    end = np.roll(start, -1, axis=0)
+    lo, hi = np.minimum(start, end), np.maximum(start, end)
+    i, j = np.triu_indices(2000, k=2)
+    keep = (j - i != 1999) & (lo[i] <= hi[j]).all(1) & (lo[j] <= hi[i]).all(1)
+    blocks = list(_candidate_edge_pairs(start, end))
+    found = np.concatenate([np.sort(np.stack(block, 1), axis=1) for block in blocks])
+    assert len(blocks) > 1 and len(found) == keep.sum()
+    assert set(map(tuple, found.tolist())) == set(zip(i[keep].tolist(), j[keep].tolist()))
 
 
 def test_polygon_is_simple_matches_shapely_validity():
@@ -436,14 +473,16 @@ def test_polygon_is_simple_matches_shapely_on_random_shapes():
     assert counts[True] > 300 and counts[False] > 300       # both answers well represented
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["straight", "curved", "intersection", "t_junction", "merge", "carpark", "random"])
 def test_polygon_is_simple_matches_shapely_on_generated_maps(kind):
+    """Every polygon of 200 seeded maps of each kind (about 72k rings), against shapely."""
     shapely = pytest.importorskip("shapely")
     from envs.sim.mapgen import generate_map
     rings = [obj.polygon for seed in range(200)
              for obj in generate_map(kind, np.random.default_rng(seed)).map.all_polygon_objects()]
     ours = [polygon_is_simple(ring) for ring in rings]
-    assert ours == shapely.is_valid(shapely.polygons(rings)).tolist()
+    assert ours == [shapely.Polygon(ring).is_valid for ring in rings]
 
 
 def test_polygon_is_simple_rejects_bad_input():
