@@ -108,10 +108,11 @@ def obs_tensor(obs: Obs, key: str, device=None, dtype=torch.float32) -> Tensor:
     return tensor.to(device=device, dtype=dtype) if dtype is not None else tensor.to(device=device)
 
 
-def check_scenes(scenes: list[Scene] | None, batch: int, agent: str) -> list[Scene]:
-    """The scenes a privileged agent was given, checked against the batch size."""
+def check_scenes(scenes: list[Scene] | None, obs: Obs, agent: str) -> list[Scene]:
+    """The scenes a privileged agent was given, checked against the observation's batch size (if it has one)."""
     if scenes is None:
         raise ValueError(f"scenes=None: agent {agent!r} is privileged and needs the env's scenes (env.scenes)")
+    batch = obs_batch_size(obs) if "ego_status" in obs else len(scenes)
     if len(scenes) != batch:
         raise ValueError(f"len(scenes)={len(scenes)}: expected one scene per observation (B={batch})")
     return list(scenes)

@@ -52,7 +52,7 @@ class HumanAgent:
     privileged = True
 
     def act(self, obs: Obs, gen: torch.Generator | None = None, scenes: list[Scene] | None = None) -> np.ndarray:
-        scenes = check_scenes(scenes, obs_batch_size(obs), self.name)
+        scenes = check_scenes(scenes, obs, self.name)
         missing = [s.token for s in scenes if s.human_trajectory is None]
         if missing:
             raise ValueError(f"scene.token={missing[0]!r}: has no human_trajectory to replay")

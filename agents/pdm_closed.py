@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from agents.base import Obs, check_scenes, obs_batch_size, resample_plan
+from agents.base import Obs, check_scenes, resample_plan
 from envs.sim.pdm_closed import PDMClosedConfig, pdm_closed_plan
 from envs.sim.scene import Scene
 
@@ -23,7 +23,7 @@ class PDMClosedAgent:
         self.device = device
 
     def act(self, obs: Obs, gen: torch.Generator | None = None, scenes: list[Scene] | None = None) -> np.ndarray:
-        scenes = check_scenes(scenes, obs_batch_size(obs), self.name)
+        scenes = check_scenes(scenes, obs, self.name)
         # scenes with different ego vehicles cannot share one planner batch
         plans = np.zeros((len(scenes), 8, 3), np.float32)
         vehicles = {}

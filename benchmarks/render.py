@@ -73,7 +73,7 @@ def _world_mask(frame, resolution: float):
     shape = np.ceil((points.max(axis=0) + 10.0 - origin) / resolution).astype(int)
     world = np.zeros((shape[1], shape[0], 3), dtype=np.uint8)
     transform = np.array([[1.0, 0.0, -origin[0]], [0.0, 1.0, -origin[1]]]) / resolution
-    projector = _Projector(transform, BEVConfig(size=int(max(shape)), metres_per_pixel=resolution))
+    projector = _Projector(transform, BEVConfig(size=int(max(shape)), meters_per_pixel=resolution))
     layers = [np.ascontiguousarray(world[..., c]) for c in range(3)]
     for layer in (Surface.ROADBLOCK, Surface.INTERSECTION, Surface.CARPARK):
         rings = projector.rings(scenery.surfaces, np.flatnonzero(scenery.surfaces.label == layer))
@@ -107,9 +107,9 @@ def main() -> None:
     frames = (frames * (1 + 128 // len(frames)))[:128]                    # two batches of 64
     device = f"cpu 1 thread ({platform.processor() or platform.machine()})"
     front, all8 = CameraRig.navsim_front(256, 128), CameraRig.navsim_all(256, 128)
-    bev128 = BEVConfig(size=128, metres_per_pixel=0.5)
-    bev256 = BEVConfig(size=256, metres_per_pixel=0.25)
-    static = BEVConfig(size=128, metres_per_pixel=0.5, channels=("drivable", "lane_boundaries", "route"))
+    bev128 = BEVConfig(size=128, meters_per_pixel=0.5)
+    bev256 = BEVConfig(size=256, meters_per_pixel=0.25)
+    static = BEVConfig(size=128, meters_per_pixel=0.5, channels=("drivable", "lane_boundaries", "route"))
     cases = [
         ("render_cameras 3 x 256x128 (cam_l0, cam_f0, cam_r0)", lambda f: render_cameras(f, front)),
         ("render_cameras 8 x 256x128 (navsim_all)", lambda f: render_cameras(f, all8)),

@@ -6,7 +6,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 
+from envs.sim.geometry import ray_crossing
 from envs.sim.map import Lane, RoadMap
 from envs.sim.route import path_project
 
@@ -163,3 +165,29 @@ def path_crossing(a: np.ndarray, b: np.ndarray) -> tuple[float, float] | None:
     i, j = np.argwhere(hit)[np.argmin(np.where(hit, np.arange(len(p))[:, None] + t, np.inf)[hit])]
     arc_a, arc_b = arc_lengths(a), arc_lengths(b)
     return (float(arc_a[i] + t[i, j] * np.hypot(*r[i])), float(arc_b[j] + v[i, j] * np.hypot(*u[j])))
+
+
+def in_drivable_area(road_map: RoadMap, points: np.ndarray) -> np.ndarray:
+    """(N,) bool: point (N, 2) [m] strictly inside some roadblock, intersection or car park (the areas
+    NAVSIM's DAC accepts)."""
+    points = torch.as_tensor(np.asarray(points, np.float64)).reshape(-1, 2)
+    inside = torch.zeros(len(points), dtype=torch.bool)
+    for area in (*road_map.roadblocks, *road_map.intersections, *road_map.carparks):
+        ring = torch.as_tensor(np.asarray(area.polygon, np.float64))
+        crosses, on_edge = ray_crossing(points[:, None], ring, torch.roll(ring, -1, 0))
+        inside |= (crosses.sum(-1) % 2 == 1) & ~on_edge.any(-1)
+    return inside.numpy()
+
+
+def road_span(road_map: RoadMap, path: np.ndarray, s: float, reach: float = 30.0, step: float = 0.25) -> tuple[float, float]:
+    """(right, left) lateral offsets [m] of the drivable edges across a (P, 2) path at arc length s
+    (the contiguous drivable stretch of the normal through the path point, `step` resolution)."""
+    lateral = np.arange(-reach, reach + step / 2, step)
+    inside = in_drivable_area(road_map, points_at(path, np.full(len(lateral), s), lateral))
+    centre = len(lateral) // 2
+    if not inside[centre]:
+        raise ValueError(f"s={s!r}: the path point is not in the drivable area")
+    outside = np.flatnonzero(~inside)
+    right = outside[outside < centre].max(initial=-1) + 1
+    left = outside[outside > centre].min(initial=len(lateral)) - 1
+    return float(lateral[right]), float(lateral[left])

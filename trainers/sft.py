@@ -25,11 +25,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from agents import make_agent
 from envs.navsim import NavsimConfig
 from envs.navsim_obs import ObservationConfig, build_observations
 from envs.scene_source import open_scene_source
 from trainers.common.checkpoint import StopRequest, checkpoint_path, load_latest, rng_state, save_atomic, set_rng_state
-from trainers.common.logging import RunLogger, run_name
+from trainers.common.logging import RunLogger, flatten_config, run_name
 from trainers.common.rollout import Evaluation, agent_obs_config, select_obs, stack_obs
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -251,8 +252,6 @@ def resolve_device(name: str) -> torch.device:
 
 def train(cfg: SFTConfig) -> dict[str, Any]:
     """Run SFT; returns {"run_dir", "step", "loss" (last step's), "first_eval", "last_eval"}."""
-    from agents import make_agent  # agents sit downstream of envs, upstream of trainers
-
     # --- setup ---
     device = resolve_device(cfg.device)
     run_dir = Path(cfg.run.dir) if cfg.run.dir else Path(cfg.run.root) / run_name("sft", "navsim", cfg.run.seed)
@@ -287,7 +286,9 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
         sampler.load_state_dict(state["sampler"])
         set_rng_state(state["rng"], {"data": data_rng})
         step = int(state["step"])
-        print(f"resumed {run_dir} at step {step}")
+        before = flatten_config(state["config"])
+        changed = sorted(k for k, v in flatten_config(config_dict).items() if before.get(k) != v)
+        print(f"resumed {run_dir} at step {step}" + (f"; changed settings: {', '.join(changed)}" if changed else ""))
     logger = RunLogger(run_dir, config_dict)
 
     def checkpoint() -> None:
@@ -302,9 +303,7 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
         scores = evaluation.run(agent, seed=cfg.run.seed, progress=cfg.progress)
         logger.log_scalars({f"score/{k}": v for k, v in scores.items() if k != "num_scenes"}, step)
         for index in range(min(cfg.eval_images, evaluation.num_scenes)):
-            human = evaluation.source.scene(index).human_trajectory
-            extra = None if human is None else _human_plan(human)
-            logger.log_image(f"charts/bev_{index}", evaluation.render(index, extra_plans=extra), step)
+            logger.log_image(f"charts/bev_{index}", evaluation.render(index), step)
         return scores
 
     first_eval = last_eval = None
@@ -351,12 +350,6 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
         agent.save(run_dir / "agent.pt")
     logger.close()
     return {"run_dir": str(run_dir), "step": step, "loss": loss_value, "first_eval": first_eval, "last_eval": last_eval}
-
-
-def _human_plan(plan) -> np.ndarray:
-    from agents.base import resample_plan
-
-    return resample_plan(plan)[None]
 
 
 # --- Hydra entry ----------------------------------------------------------------------------------

@@ -157,7 +157,8 @@ def grid_codebook(size: int = 256, max_step: float = 10.0, max_yaw: float = 0.6)
     root = int(count ** 0.5)
     num_yaw = max(1, root if root % 2 else root - 1)          # odd, so dyaw = 0 is on the grid
     num_speed = count // num_yaw
-    u = torch.linspace(-1.0, 1.0, num_yaw, dtype=torch.float64) if num_yaw > 1 else torch.zeros(1, dtype=torch.float64)
+    half = num_yaw // 2
+    u = torch.arange(-half, half + 1, dtype=torch.float64) / max(half, 1)        # exactly 0 in the middle
     yaw = max_yaw * u * u.abs()
     length = torch.linspace(0.25, max_step, max(num_speed, 1), dtype=torch.float64)[:num_speed]
     s, dyaw = torch.meshgrid(length, yaw, indexing="ij")

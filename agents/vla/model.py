@@ -108,9 +108,10 @@ class VLA(nn.Module):
             hidden = self.backbone.config.text_config.hidden_size
             self.expert = (ActionExpert(hidden, cfg.flow_width, cfg.flow_layers, cfg.flow_heads, PLAN_POSES)
                            if cfg.head is Head.FLOW else None)
+        # plain attributes, not buffers: `.to(dtype=bfloat16)` must not round the codebook or the scale
         motions = codebook.motions if codebook is not None else torch.zeros(0, 3, dtype=torch.float64)
-        self.register_buffer("codebook_motions", motions.to(torch.float64).clone())
-        self.register_buffer("action_scale", torch.tensor(cfg.action_scale, dtype=torch.float32))
+        self._codebook = Codebook(motions.to("cpu", torch.float64)) if len(motions) else None
+        self._action_scale = torch.tensor(cfg.action_scale, dtype=torch.float32)
 
     @staticmethod
     def _tokenizer(cfg: VLAConfig):
@@ -132,14 +133,29 @@ class VLA(nn.Module):
     # --- shared plumbing ---
     @property
     def device(self) -> torch.device:
-        return self.action_scale.device
+        return self.backbone.lm_head.weight.device
 
     @property
     def codebook(self) -> Codebook:
-        return Codebook(self.codebook_motions)
+        """The token head's codebook (float64) on the model's device."""
+        if self._codebook is None:
+            raise ValueError(f"head={self.config.head.value!r}: only the token head has a codebook")
+        if self._codebook.motions.device != self.device:
+            self._codebook = self._codebook.to(self.device)
+        return self._codebook
+
+    @property
+    def action_scale(self) -> Tensor:
+        """(3,) float32 [m, m, rad] divisor of plans for the flow head."""
+        if self._action_scale.device != self.device:
+            self._action_scale = self._action_scale.to(self.device)
+        return self._action_scale
 
     def _autocast(self):
-        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
+        """bfloat16 autocast on CUDA (and on CPU for bfloat16 weights); float32 otherwise."""
+        device = self.device
+        is_bf16 = self.backbone.lm_head.weight.dtype == torch.bfloat16
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" or is_bf16)
 
     def encode(self, obs: Obs, prompt_extra: list[str] | None = None) -> Prefix:
         """Observation -> Prefix: prompt tokens (command, ego status, feedback), camera patches, positions."""
@@ -318,7 +334,7 @@ class VLA(nn.Module):
         config = {k: (v.value if hasattr(v, "value") else v) for k, v in asdict(self.config).items()}
         save_checkpoint({
             "kind": "vla", "config": config, "prompter": self.prompter.state(),
-            "codebook": self.codebook_motions.cpu() if self.config.head is Head.TOKEN else None,
+            "codebook": self._codebook.motions.cpu() if self._codebook is not None else None,
             "backbone": self.backbone.config.to_dict(), "state_dict": self.state_dict(),
         }, path)
 

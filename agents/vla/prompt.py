@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 from torch import Tensor
 
 SPECIAL_TOKENS = {
@@ -152,7 +151,7 @@ class Prompter:
     def state(self) -> dict:
         """What rebuilds this Prompter (`Prompter.from_state`): the tokenizer JSON and its special tokens."""
         tok = self.tokenizer
-        special = {k: getattr(tok, f"{k}_token") for k in ("pad", "unk", "bos", "eos") if getattr(tok, f"{k}_token")}
+        special = {f"{k}_token": getattr(tok, f"{k}_token") for k in ("pad", "unk", "bos", "eos") if getattr(tok, f"{k}_token")}
         return {"tokenizer_json": tok.backend_tokenizer.to_str(), "special": special, "num_actions": self.num_actions}
 
     @classmethod

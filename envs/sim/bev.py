@@ -44,7 +44,7 @@ class BEVConfig:
 
     size: int = 128
     """Image height = width [px]."""
-    metres_per_pixel: float = 0.5
+    meters_per_pixel: float = 0.5
     """Ground resolution [m/px]; 128 px at 0.5 m/px cover 64 m x 64 m."""
     forward_offset: float = 0.0
     """[m] the image centre lies this far ahead of the ego rear axle (0: ego-centred; size/4 * m/px puts
@@ -55,8 +55,8 @@ class BEVConfig:
     def __post_init__(self):
         if not isinstance(self.size, int) or isinstance(self.size, bool) or self.size < 2:
             raise ValueError(f"size={self.size!r}: must be an int >= 2")
-        if not (math.isfinite(self.metres_per_pixel) and self.metres_per_pixel > 0):
-            raise ValueError(f"metres_per_pixel={self.metres_per_pixel!r}: must be positive and finite")
+        if not (math.isfinite(self.meters_per_pixel) and self.meters_per_pixel > 0):
+            raise ValueError(f"meters_per_pixel={self.meters_per_pixel!r}: must be positive and finite")
         if not math.isfinite(self.forward_offset):
             raise ValueError(f"forward_offset={self.forward_offset!r}: must be finite")
         channels = tuple(self.channels)
@@ -68,7 +68,7 @@ class BEVConfig:
     @property
     def extent(self) -> float:
         """Side of the covered square [m]."""
-        return self.size * self.metres_per_pixel
+        return self.size * self.meters_per_pixel
 
 
 # --------------------------------------------------------------------------------------------- raster
@@ -95,7 +95,7 @@ def pixel_transform(ego_pose: np.ndarray, config: BEVConfig) -> np.ndarray:
     """
     x, y, heading = (float(v) for v in ego_pose)
     cos, sin = math.cos(heading), math.sin(heading)
-    scale = 1.0 / config.metres_per_pixel
+    scale = 1.0 / config.meters_per_pixel
     centre = config.size / 2 - 0.5
     # column = centre - ego y / m, row = centre + offset / m - ego x / m
     return np.array([[scale * sin, -scale * cos, centre - scale * (sin * x - cos * y)],
@@ -120,7 +120,7 @@ class _Projector:
         inverse = np.linalg.inv(np.vstack([transform, [0.0, 0.0, 1.0]]))
         centre = config.size / 2 - 0.5
         self.centre = inverse[:2, :2] @ [centre, centre] + inverse[:2, 2]
-        self.radius = config.extent / math.sqrt(2) + config.metres_per_pixel
+        self.radius = config.extent / math.sqrt(2) + config.meters_per_pixel
         self._done: dict[int, tuple] = {}
 
     def rings(self, polygons: PolygonSet, rows: np.ndarray) -> list[np.ndarray]:
@@ -234,7 +234,7 @@ _PLAN_RGB = ((255, 140, 0), (255, 200, 120), (200, 120, 255), (120, 220, 255))
 _TRACKED_RGB = (0, 230, 230)
 
 
-def bev_rgb(frame: WorldFrame, config: BEVConfig = BEVConfig(size=384, metres_per_pixel=0.25, forward_offset=16.0),
+def bev_rgb(frame: WorldFrame, config: BEVConfig = BEVConfig(size=384, meters_per_pixel=0.25, forward_offset=16.0),
             plans: np.ndarray | None = None, tracked: np.ndarray | None = None,
             scores: Mapping[str, float] | None = None, title: str | None = None,
             plans_global: bool = False, tracked_global: bool = False) -> np.ndarray:
@@ -247,7 +247,7 @@ def bev_rgb(frame: WorldFrame, config: BEVConfig = BEVConfig(size=384, metres_pe
     """
     if not isinstance(frame, WorldFrame):
         raise ValueError(f"frame={type(frame).__name__!r}: must be a WorldFrame")
-    full = BEVConfig(config.size, config.metres_per_pixel, config.forward_offset)
+    full = BEVConfig(config.size, config.meters_per_pixel, config.forward_offset)
     masks = np.zeros((len(BEV_CHANNELS) + 1, full.size, full.size), dtype=np.uint8)
     named = {name: masks[i] for i, name in enumerate(BEV_CHANNELS)}
     _draw_frame(frame, full, named)

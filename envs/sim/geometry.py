@@ -515,8 +515,8 @@ def _orientation_sign_np(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndar
     bound = (3.0 + 16.0 * eps) * eps * (np.abs(det_left) + np.abs(det_right))
     unsure = np.flatnonzero((np.abs(det) <= bound) & (np.sign(det_left) == np.sign(det_right)) & (det_left != 0))
     if len(unsure):
-        coords = (a[unsure, 0], a[unsure, 1], b[unsure, 0], b[unsure, 1], c[unsure, 0], c[unsure, 1])
-        sign[unsure] = _exact_orientation_sign(*(torch.from_numpy(np.ascontiguousarray(x)) for x in coords)).numpy()
+        coords = (torch.from_numpy(p[unsure, k].copy()) for p in (a, b, c) for k in (0, 1))
+        sign[unsure] = _exact_orientation_sign(*coords).numpy()
     return sign
 
 
@@ -537,21 +537,15 @@ def _segments_meet_np(p0: np.ndarray, p1: np.ndarray, q0: np.ndarray, q1: np.nda
 
 @lru_cache(maxsize=_SWEEP_MIN_EDGES)
 def _non_adjacent_pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Edge index pairs i < j of an n-edge ring that share no vertex (read-only)."""
+    """Edge index pairs i < j of an n-edge ring that share no vertex (edges 0 and n - 1 share vertex 0)."""
     i, j = np.triu_indices(n, k=2)
-    keep = j - i != n - 1                                        # edges 0 and n - 1 share vertex 0
-    i, j = i[keep], j[keep]
-    i.flags.writeable = j.flags.writeable = False
-    return i, j
+    return i[j - i != n - 1], j[j - i != n - 1]
 
 
 def _candidate_edge_pairs(start: np.ndarray, end: np.ndarray):
-    """Yield blocks (i, j) of non-adjacent edge indices whose closed bounding boxes overlap.
-
-    Sort-and-sweep on the axis with fewer overlaps (a ring stretched along one axis overlaps
-    everywhere on the other), then a filter on the other axis: about O(V log V + pairs) for road-like
-    rings. Small rings take every pair.
-    """
+    """Yield blocks (i, j) of non-adjacent edge indices whose closed bounding boxes overlap: sort-and-sweep
+    on the axis with fewer overlaps (a ring stretched along one axis overlaps everywhere on the other),
+    then a filter on the other axis; about O(V log V + pairs). Small rings take every pair."""
     n = len(start)
     lo, hi = np.minimum(start, end), np.maximum(start, end)
     if n < _SWEEP_MIN_EDGES:
@@ -566,8 +560,7 @@ def _candidate_edge_pairs(start: np.ndarray, end: np.ndarray):
     count -= np.arange(1, n + 1)[:, None]
     axis = int(count[:, 1].sum() < count[:, 0].sum())
     order, count, other = orders[:, axis], count[:, axis], 1 - axis
-    ends = np.cumsum(count)
-    first = 0
+    ends, first = np.cumsum(count), 0
     while first < n:
         # sorted edges [first, last) give at most _PAIR_BLOCK pairs (or one edge's worth)
         base = ends[first - 1] if first else 0
@@ -587,18 +580,14 @@ def polygon_is_simple(ring: np.ndarray) -> bool:
 
     Consecutive repeated vertices (including an explicit closing vertex) are ignored. False when fewer
     than 3 distinct vertices remain, two non-adjacent edges touch or cross, or two adjacent edges fold
-    back over each other (a spike); a zero-area ring always has one of these. Orientation tests are
-    exact (rotated straight boundaries have many nearly collinear edges) and edge pairs are prefiltered
-    by bounding boxes with a sort-and-sweep, so road-like rings cost about O(V log V). numpy, for
-    scene-file validation.
+    back over each other (a spike); a zero-area ring always has one of these. Exact orientation tests
+    (rotated straight boundaries have many nearly collinear edges) on the edge pairs whose bounding
+    boxes overlap (sort-and-sweep): about O(V log V) for road-like rings. numpy, for scene files.
     """
     ring = _clean_ring(ring)
-    n = len(ring)
-    if n < 3:
+    if len(ring) < 3:
         return False
-    start = ring
-    end = np.concatenate([ring[1:], ring[:1]])
-    following = np.concatenate([ring[2:], ring[:2]])
+    start, end, following = ring, np.concatenate([ring[1:], ring[:1]]), np.concatenate([ring[2:], ring[:2]])
     # collinear adjacent edges overlap when the next vertex lies back towards the previous one; for
     # exactly collinear points the signs of the rounded differences make this dot product exact
     back, ahead = start - end, following - end

@@ -1,14 +1,14 @@
 """Strip-bucketed edge index for exact strict-interior point-in-polygon tests over batches of scenes.
 
 Replaces NAVSIM's per-polygon `shapely.vectorized.contains` (drivable-area and lane tests): a point on
-an edge or a vertex is not contained. Letters: B scenes, N points, M polygon slots, S strips, K edges
-per strip.
+an edge or a vertex is not contained. Letters: B scenes, N points, M polygon slots, S strips, R stored
+(edge, strip) rows, E edges, W 64-bit words of a polygon bit set.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Sequence
 
 import numpy as np
@@ -17,14 +17,26 @@ from torch import Tensor
 
 from envs.sim.geometry import ray_crossing
 
-_CHUNK_PAIRS = {"cpu": 1 << 18, "cuda": 1 << 24}
+_CHUNK_PAIRS = {"cpu": 1 << 16, "cuda": 1 << 24}
 """Point-edge pairs evaluated at once: cache-sized on CPU, large on GPU to limit launches and syncs."""
+_FALLBACK_PAIRS = 1 << 20
+"""Point-edge pairs of the brute-force map-frame test evaluated at once."""
+_ROUNDING_BOUND = 16.0
+"""Tolerance of a rotated index in units of eps * (L1 radius of the scene + 1 m). Rotating one coordinate
+pair costs at most ~1.5 eps * (|u| + |w|) per coordinate, so a point and an edge move by < 4.5 eps * radius
+together; 16 leaves room for the float distance test that flags points this close to an edge."""
 
 
 def _strip_of(y: Tensor, origin: Tensor, height: float) -> Tensor:
     """Strip coordinate floor((y - origin) / height). Build and query share it: IEEE subtraction and
     division are monotone, so an edge whose y-extent holds a point is always in that point's strip."""
     return torch.floor((y - origin) / height)
+
+
+def _to_frame(x: Tensor, y: Tensor, center_x: Tensor, center_y: Tensor, cos: Tensor, sin: Tensor) -> tuple[Tensor, Tensor]:
+    """Map coordinates -> index frame (rotated by -angle about the centre); (1, 0) and centre 0 is the identity."""
+    u, w = x - center_x, y - center_y
+    return cos * u + sin * w, cos * w - sin * u
 
 
 def _rings(polygon, name: str) -> list[np.ndarray]:
@@ -50,42 +62,85 @@ def _rings(polygon, name: str) -> list[np.ndarray]:
     return cleaned
 
 
+def pack_slots(flags: Tensor) -> Tensor:
+    """Bit set of polygon slots: flags (..., M) bool -> (..., W) int64, W = ceil(M / 64) (at least 1).
+
+    Layout shared by `PolygonIndex.contains_bits`: slot m = 8 * W * k + i is bit k of byte i of the row.
+    """
+    num_words = max(1, math.ceil(flags.shape[-1] / 64))
+    padded = torch.zeros(*flags.shape[:-1], 64 * num_words, dtype=torch.uint8, device=flags.device)
+    padded[..., : flags.shape[-1]] = flags
+    words = padded.view(*flags.shape[:-1], 8, 8 * num_words).view(torch.int64)   # (..., 8, W)
+    packed = words[..., 0, :].clone()
+    for k in range(1, 8):
+        packed |= words[..., k, :] << k
+    return packed
+
+
+def unpack_slots(bits: Tensor, num_slots: int) -> Tensor:
+    """Inverse of `pack_slots`: (..., W) int64 -> (..., num_slots) bool."""
+    octets = bits.contiguous().view(torch.uint8)                                    # (..., 8 W)
+    planes = torch.stack([(octets >> k) & 1 for k in range(8)], dim=-2)            # (..., 8, 8 W)
+    return planes.reshape(*bits.shape[:-1], -1)[..., :num_slots].bool()
+
+
 @dataclass(frozen=True)
 class PolygonIndex:
     """Polygon edges of every scene, bucketed into horizontal strips of height `strip_height`.
 
-    An edge is stored in every strip its closed y-extent overlaps. A point only needs the edges of its
-    own strip: the half-open crossing rule and the on-edge test both involve only edges whose y-extent
-    contains the point's y. Strip S-1 of every scene is empty and receives points off the index.
-    `strip_bounds` feeds the cheap dense pass, `strip_edges` the exact test of the few edges whose
-    bounding box holds the point. Padding entries have y bounds +inf, so they never match.
+    Each scene may be indexed in its own rotated frame (`build(align=...)`); strips are horizontal in
+    that frame. An edge is stored once per strip its closed y-extent overlaps (rows sorted by scene, then
+    strip). A point only needs the rows of its own strip: the half-open crossing rule and the on-edge
+    test involve only edges whose y-extent contains the point's y. Row R is a sentinel that never matches.
     """
 
-    strip_bounds: Tensor = field(metadata={"dims": "B S 4 K"})  # [m] y_min, y_max, x_min, x_max
-    strip_edges: Tensor = field(metadata={"dims": "B S K 4"})   # [m] x_start, y_start, x_end, y_end
-    strip_polygon: Tensor = field(metadata={"dims": "B S K"})   # long polygon slot of each edge; M = padding
-    strip_origin: Tensor = field(metadata={"dims": "B"})        # [m] y of the bottom of strip 0
-    num_strips: Tensor = field(metadata={"dims": "B"})          # long: strips holding edges (< S)
-    polygon_valid: Tensor = field(metadata={"dims": "B M"})     # bool; padding slots are False
-    strip_height: float = 2.0                                   # [m]
+    row_bounds: Tensor = field(metadata={"dims": "4 R+1"})     # [m] y_min, y_max, x_min, x_max (index frame)
+    row_edge: Tensor = field(metadata={"dims": "R+1"})         # long edge of each row; E for the sentinel
+    row_polygon: Tensor = field(metadata={"dims": "R+1"})      # long slot of each row; 64 W for the sentinel
+    edges: Tensor = field(metadata={"dims": "E+1 4"})          # [m] x_start, y_start, x_end, y_end (index frame)
+    map_edges: Tensor = field(metadata={"dims": "E+1 4"})      # [m] the same edges in map coordinates
+    edge_polygon: Tensor = field(metadata={"dims": "E+1"})     # long slot of each edge
+    scene_edges: Tensor = field(metadata={"dims": "B+1"})      # long: edges of scene b are [b]:[b + 1]
+    strip_first: Tensor = field(metadata={"dims": "B S+1"})    # long: rows of strip s are [b, s]:[b, s + 1]
+    strip_origin: Tensor = field(metadata={"dims": "B"})       # [m] index-frame y of the bottom of strip 0
+    num_strips: Tensor = field(metadata={"dims": "B"})         # long: strips holding edges
+    frame: Tensor = field(metadata={"dims": "B 4"})            # centre x [m], centre y [m], cos, sin of the rotation
+    tolerance: Tensor = field(metadata={"dims": "B"})          # [m] rounding margin of the frame; 0 unrotated
+    polygon_valid: Tensor = field(metadata={"dims": "B M"})    # bool; padding slots are False
+    strip_height: float = 0.25                                 # [m]
 
     @classmethod
     def build(cls, polygons: Sequence[Sequence], device: torch.device | str | None = None,
-              dtype: torch.dtype = torch.float64, strip_height: float = 2.0) -> PolygonIndex:
+              dtype: torch.dtype = torch.float64, strip_height: float = 0.25,
+              align: Sequence[float] | Tensor | None = None) -> PolygonIndex:
         """Index `polygons[b][m]`, the m-th polygon of scene b (a scene may have none).
 
         A polygon is a ring ndarray (V, 2) [m], without or with the closing vertex, or a sequence
         [shell, *holes] of rings (holes count by parity, as in shapely). Coordinates are rounded to
         `dtype` before bucketing, and queries are cast to it, so the bucketing is exact.
-        `strip_height` [m] trades memory (more strips) against K, the edges tested per point.
+        `strip_height` [m] trades memory (more strips) against edges tested per point.
+        `align` (B,) [rad]: scene b is indexed in a frame rotated by align[b] about its centre, so that map
+        direction align[b] becomes +x. Strips are cheapest across long straight edges: pass the main road
+        heading minus pi/2. 0 (the default) indexes in map coordinates. Answers never depend on it: a
+        point within rounding distance of an edge in the rotated frame is re-tested in map coordinates.
         """
         if not (isinstance(strip_height, (int, float)) and math.isfinite(strip_height) and strip_height > 0):
             raise ValueError(f"strip_height={strip_height!r}: must be a positive finite number")
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"dtype={dtype!r}: must be torch.float32 or torch.float64")
         num_scenes = len(polygons)
+        angles = [0.0] * num_scenes if align is None else [float(a) for a in torch.as_tensor(align).reshape(-1)]
+        if len(angles) != num_scenes or not all(math.isfinite(a) for a in angles):
+            raise ValueError(f"align={angles!r}: expected {num_scenes} finite angles")
         num_slots = max((len(scene) for scene in polygons), default=0)
-        scenes = []               # per scene: None or (edges (E, 4), slot (E,), edge of row, strip of row, origin)
+        sentinel_slot = 64 * max(1, math.ceil(num_slots / 64))
+        eps = torch.finfo(dtype).eps
+        frame = torch.zeros(num_scenes, 4, dtype=dtype)
+        frame[:, 2] = 1.0
+        tolerance = torch.zeros(num_scenes, dtype=dtype)
+        scenes = []               # per scene: (map edges (E, 4), index-frame edges, slot (E,), edge of row, strip of row)
+        strip_origin = torch.zeros(num_scenes, dtype=dtype)
+        num_strips = torch.zeros(num_scenes, dtype=torch.long)
         for b, scene in enumerate(polygons):
             edges, slots = [], []
             for m, polygon in enumerate(scene):
@@ -95,54 +150,79 @@ class PolygonIndex:
             if not edges:
                 scenes.append(None)
                 continue
-            edge_t = torch.as_tensor(np.concatenate(edges), dtype=dtype)
-            y = edge_t[:, [1, 3]]
-            origin = y.min()
-            low = _strip_of(y.amin(-1), origin, strip_height).long().numpy()
-            high = _strip_of(y.amax(-1), origin, strip_height).long().numpy()
+            map_edges = torch.as_tensor(np.concatenate(edges), dtype=dtype)
+            frame_edges = map_edges
+            if angles[b] != 0.0:
+                xy = map_edges.reshape(-1, 2)
+                center = (xy.amin(0) + xy.amax(0)) / 2
+                frame[b] = torch.tensor([center[0], center[1], math.cos(angles[b]), math.sin(angles[b])], dtype=dtype)
+                radius = float((xy - center).abs().sum(-1).amax())
+                tolerance[b] = _ROUNDING_BOUND * eps * (radius + 1.0)
+                x, y = _to_frame(xy[:, 0], xy[:, 1], *frame[b])
+                frame_edges = torch.stack([x, y], -1).reshape(-1, 4)
+            y = frame_edges[:, [1, 3]]
+            # an edge also goes to the strips within `tolerance` of it, where points may be flagged as near it
+            low_y, high_y = y.amin(-1) - tolerance[b], y.amax(-1) + tolerance[b]
+            origin = low_y.min()
+            low = _strip_of(low_y, origin, strip_height).long().numpy()
+            high = _strip_of(high_y, origin, strip_height).long().numpy()
             span = high - low + 1                                  # one row per (edge, strip it overlaps)
             edge_of_row = np.repeat(np.arange(len(span)), span)
             strip_of_row = low[edge_of_row] + np.arange(span.sum()) - (np.cumsum(span) - span)[edge_of_row]
-            scenes.append((edge_t, np.concatenate(slots), edge_of_row, strip_of_row, origin))
-        filled = [entry for entry in scenes if entry is not None]
-        max_strips = max((int(entry[3].max()) + 1 for entry in filled), default=0) + 1
-        max_edges = max([1] + [int(np.bincount(entry[3]).max()) for entry in filled])
-        strip_bounds = torch.full((num_scenes, max_strips, 4, max_edges), math.inf, dtype=dtype)
-        strip_edges = torch.zeros(num_scenes, max_strips, max_edges, 4, dtype=dtype)
-        strip_polygon = torch.full((num_scenes, max_strips, max_edges), num_slots, dtype=torch.long)
-        strip_origin = torch.zeros(num_scenes, dtype=dtype)
-        num_strips = torch.zeros(num_scenes, dtype=torch.long)
+            order = np.argsort(strip_of_row, kind="stable")
+            scenes.append((map_edges, frame_edges, np.concatenate(slots), edge_of_row[order], strip_of_row[order]))
+            strip_origin[b], num_strips[b] = origin, int(strip_of_row.max()) + 1
+        max_strips = max(1, int(num_strips.max()) if num_scenes else 0)   # >= 1: off-index points read strip 0
+        strip_first = torch.zeros(num_scenes, max_strips + 1, dtype=torch.long)
         polygon_valid = torch.zeros(num_scenes, num_slots, dtype=torch.bool)
+        all_map, all_frame, all_slots, all_row_edge, scene_edges = [], [], [], [], [0]
+        rows_so_far = 0
         for b, entry in enumerate(scenes):
             polygon_valid[b, :len(polygons[b])] = True
             if entry is None:
+                strip_first[b] = rows_so_far
+                scene_edges.append(scene_edges[-1])
                 continue
-            edge_t, slots, edge_of_row, strip_of_row, origin = entry
-            order = np.argsort(strip_of_row, kind="stable")
-            strip_sorted = torch.as_tensor(strip_of_row[order])
-            column = torch.arange(len(order)) - torch.searchsorted(strip_sorted, strip_sorted)
-            rows = torch.as_tensor(edge_of_row[order])
-            edge_rows = edge_t[rows]
-            strip_edges[b, strip_sorted, column] = edge_rows
-            bounds = torch.stack([edge_rows[:, [1, 3]].amin(-1), edge_rows[:, [1, 3]].amax(-1),
-                                  edge_rows[:, [0, 2]].amin(-1), edge_rows[:, [0, 2]].amax(-1)], -1)
-            strip_bounds[b, strip_sorted, :, column] = bounds
-            strip_polygon[b, strip_sorted, column] = torch.as_tensor(slots)[rows]
-            strip_origin[b], num_strips[b] = origin, int(strip_of_row.max()) + 1
-        return cls(strip_bounds, strip_edges, strip_polygon, strip_origin, num_strips, polygon_valid,
-                   float(strip_height)).to(device)
+            map_edges, frame_edges, slots, edge_of_row, strip_of_row = entry
+            per_strip = np.bincount(strip_of_row, minlength=max_strips)
+            strip_first[b] = rows_so_far + torch.as_tensor(np.concatenate([[0], np.cumsum(per_strip)]))
+            all_map.append(map_edges)
+            all_frame.append(frame_edges)
+            all_slots.append(torch.as_tensor(slots))
+            all_row_edge.append(torch.as_tensor(edge_of_row) + scene_edges[-1])
+            scene_edges.append(scene_edges[-1] + len(slots))
+            rows_so_far += len(edge_of_row)
+        num_edges = scene_edges[-1]
+        pad = torch.zeros(1, 4, dtype=dtype)
+        map_edges = torch.cat(all_map + [pad])
+        frame_edges = torch.cat(all_frame + [pad])
+        edge_polygon = torch.cat(all_slots + [torch.tensor([sentinel_slot])])
+        row_edge = torch.cat(all_row_edge + [torch.tensor([num_edges])])
+        rows = frame_edges[row_edge[:-1]]
+        row_bounds = torch.full((4, rows_so_far + 1), math.inf, dtype=dtype)
+        row_bounds[:, :-1] = torch.stack([rows[:, [1, 3]].amin(-1), rows[:, [1, 3]].amax(-1),
+                                          rows[:, [0, 2]].amin(-1), rows[:, [0, 2]].amax(-1)])
+        row_polygon = edge_polygon[row_edge]
+        return cls(row_bounds, row_edge, row_polygon, frame_edges, map_edges, edge_polygon,
+                   torch.tensor(scene_edges), strip_first, strip_origin, num_strips, frame, tolerance,
+                   polygon_valid, float(strip_height)).to(device)
 
     @property
     def num_polygons(self) -> Tensor:
         """Polygons per scene (B,) long."""
         return self.polygon_valid.sum(-1)
 
+    @property
+    def num_words(self) -> int:
+        """W, the int64 words of a bit set over the polygon slots."""
+        return max(1, math.ceil(self.polygon_valid.shape[1] / 64))
+
     def to(self, device: torch.device | str | None) -> PolygonIndex:
         """The same index with every tensor on `device` (None keeps the current one)."""
         if device is None:
             return self
-        names = ("strip_bounds", "strip_edges", "strip_polygon", "strip_origin", "num_strips", "polygon_valid")
-        return replace(self, **{name: getattr(self, name).to(device) for name in names})
+        return replace(self, **{f.name: getattr(self, f.name).to(device) for f in fields(self)
+                                if isinstance(getattr(self, f.name), Tensor)})
 
     def contains(self, points: Tensor) -> Tensor:
         """Strict-interior test of points (B, N, 2) [m] against every polygon slot -> bool (B, N, M).
@@ -150,8 +230,23 @@ class PolygonIndex:
         Same answer as shapely `contains_xy` / `shapely.vectorized.contains` on each polygon: crossing-number
         parity with the GEOS half-open rule, and a point on any edge or vertex of a polygon is outside it.
         Orientation tests are exact, so there is no tolerance. Padding slots are False. Points are cast to
-        the index dtype. Cost O(B N K) cheap comparisons plus exact tests for the few edges whose bounding
-        box holds a point.
+        the index dtype.
+        """
+        return unpack_slots(self.contains_bits(points), self.polygon_valid.shape[1])
+
+    def contains_any(self, points: Tensor, mask: Tensor) -> Tensor:
+        """Is each point (B, N, 2) strictly inside at least one polygon selected by mask (B, M)? -> (B, N)."""
+        if tuple(mask.shape) != tuple(self.polygon_valid.shape) or mask.dtype != torch.bool:
+            raise ValueError(f"mask.shape={tuple(mask.shape)!r}, dtype={mask.dtype}: expected bool "
+                             f"{tuple(self.polygon_valid.shape)}")
+        selected = pack_slots(mask.to(self.polygon_valid.device))
+        return ((self.contains_bits(points) & selected[:, None, :]) != 0).any(-1)
+
+    def contains_bits(self, points: Tensor) -> Tensor:
+        """`contains` as bit sets: points (B, N, 2) [m] -> (B, N, W) int64 in the `pack_slots` layout.
+
+        Cost: one cheap bounds comparison per point and edge row of its strip, plus exact orientation
+        tests for the few edges whose bounding box holds the point.
         """
         batch, num_slots = self.polygon_valid.shape
         if points.dim() != 3 or points.shape[-1] != 2 or points.shape[0] != batch:
@@ -159,49 +254,119 @@ class PolygonIndex:
         bad = ~torch.isfinite(points)
         if bool(bad.any()):
             raise ValueError(f"points={points[bad][0].item()!r} (one of {int(bad.sum())}): must be finite")
-        _, max_strips, max_edges, _ = self.strip_edges.shape
-        device, num_points = self.strip_edges.device, points.shape[1]
-        points = points.to(device=device, dtype=self.strip_edges.dtype)
-        strip = _strip_of(points[..., 1], self.strip_origin[:, None], self.strip_height)
+        device, dtype, num_points = self.row_bounds.device, self.row_bounds.dtype, points.shape[1]
+        num_words, sentinel_row = self.num_words, self.row_bounds.shape[1] - 1
+        points = points.to(device=device, dtype=dtype)
+        rotated = bool((self.tolerance > 0).any())
+        if rotated:
+            frame = self.frame[:, None, :]
+            x, y = _to_frame(points[..., 0], points[..., 1], *frame.unbind(-1))
+            local = torch.stack([x, y], -1)
+        else:
+            local = points
+        strip = _strip_of(local[..., 1], self.strip_origin[:, None], self.strip_height)
         on_index = (strip >= 0) & (strip < self.num_strips[:, None])
-        strip = torch.where(on_index, strip, max_strips - 1).long()      # off the index -> the empty strip
-        flat_rows = (torch.arange(batch, device=device)[:, None] * max_strips + strip).reshape(-1)
-        # visiting points strip by strip keeps the gathered strip rows hot in cache
-        flat_rows, order = flat_rows.sort()
-        flat_points = points.reshape(-1, 2)[order]
-        bounds = self.strip_bounds.reshape(batch * max_strips, 4, max_edges)
-        edges = self.strip_edges.reshape(batch * max_strips * max_edges, 4)
-        slots = self.strip_polygon.reshape(batch * max_strips, max_edges)
-        result = torch.empty(batch * num_points, num_slots, dtype=torch.bool, device=device)
-        step = max(1, _CHUNK_PAIRS.get(device.type, 1 << 18) // max_edges)
-        for first in range(0, flat_points.shape[0], step):
-            rows, chunk = flat_rows[first:first + step], flat_points[first:first + step]
-            px, py = chunk[:, :1], chunk[:, 1:]
-            y_min, y_max, x_min, x_max = bounds.index_select(0, rows).unbind(1)              # (n, K) each
-            reaches_up = y_min <= py
-            not_right = x_min <= px
-            # half-open rule: an edge straddles the point's y iff y_min <= y < y_max. Straddling edges wholly
-            # right of the point cross its ray; edges wholly left never matter; the few whose closed bounding
-            # box holds the point get the exact GEOS rule below
-            fast = reaches_up & (y_max > py) & ~not_right
-            maybe = reaches_up & (y_max >= py) & not_right & (px <= x_max)
-            chunk_slots = slots.index_select(0, rows)
-            parity = torch.zeros(rows.shape[0], num_slots + 1, dtype=torch.uint8, device=device)
-            parity.scatter_add_(1, chunk_slots, fast.view(torch.uint8))          # uint8 wraps, parity survives
-            on_boundary = torch.zeros(rows.shape[0], num_slots + 1, dtype=torch.bool, device=device)
-            point_of, column = maybe.nonzero(as_tuple=True)
-            if point_of.numel():
-                edge = edges.index_select(0, rows[point_of] * max_edges + column)
-                crosses, on_edge = ray_crossing(chunk[point_of], edge[:, :2], edge[:, 2:])
-                slot = chunk_slots[point_of, column]
-                parity.index_put_((point_of, slot), crosses.view(torch.uint8), accumulate=True)
-                on_boundary[point_of[on_edge], slot[on_edge]] = True
-            result[first:first + step] = ((parity[:, :num_slots] & 1) == 1) & ~on_boundary[:, :num_slots]
-        return torch.empty_like(result).index_copy_(0, order, result).reshape(batch, num_points, num_slots)
+        strip = torch.where(on_index, strip, 0).long()
+        first = self.strip_first.gather(1, strip)
+        count = torch.where(on_index, self.strip_first.gather(1, strip + 1) - first, 0).reshape(-1)
+        # visiting points by row count (then strip) pads each chunk little and keeps strip rows hot in cache
+        order = (count * (sentinel_row + 1) + first.reshape(-1)).argsort()
+        count, first = count[order], first.reshape(-1)[order]
+        local = local.reshape(-1, 2)[order]
+        tolerance = self.tolerance[:, None].expand(batch, num_points).reshape(-1)[order] if rotated else None
+        bits = torch.zeros(batch * num_points, num_words, dtype=torch.int64, device=device)
+        ends = torch.cumsum(count, 0)
+        start = int((count == 0).sum())                       # points off the index come first
+        total = int(ends[-1]) if ends.numel() else 0
+        step = _CHUNK_PAIRS.get(device.type, 1 << 16)
+        stops = torch.searchsorted(ends, torch.arange(step, max(total, step), step, device=device), right=True)
+        stops = sorted(set(stops.tolist()) | {batch * num_points}) if total else []
+        widths = count[torch.tensor(stops, dtype=torch.long, device=device) - 1].tolist() if stops else []
+        near = []
+        for stop, width in zip(stops, widths):
+            if stop <= start:
+                continue
+            chunk = slice(start, stop)
+            bits[chunk], flagged = self._chunk_bits(local[chunk], first[chunk], count[chunk], width,
+                                                    None if tolerance is None else tolerance[chunk])
+            if flagged is not None:
+                near.append(flagged + start)
+            start = stop
+        if near:
+            flagged = torch.cat(near)
+            if flagged.numel():                     # points a rotation could have moved across an edge
+                original = order[flagged]
+                bits[flagged] = self._map_frame_bits(points.reshape(-1, 2)[original], original // num_points)
+        return torch.empty_like(bits).index_copy_(0, order, bits).reshape(batch, num_points, num_words)
 
-    def contains_any(self, points: Tensor, mask: Tensor) -> Tensor:
-        """Is each point (B, N, 2) strictly inside at least one polygon selected by mask (B, M)? -> (B, N)."""
-        if tuple(mask.shape) != tuple(self.polygon_valid.shape) or mask.dtype != torch.bool:
-            raise ValueError(f"mask.shape={tuple(mask.shape)!r}, dtype={mask.dtype}: expected bool "
-                             f"{tuple(self.polygon_valid.shape)}")
-        return (self.contains(points) & mask.to(self.polygon_valid.device)[:, None, :]).any(-1)
+    def _chunk_bits(self, points: Tensor, first: Tensor, count: Tensor, width: int,
+                    tolerance: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """Bit sets of n index-frame points (n, 2) whose strips hold `count` rows from `first` (<= width);
+        with a rotated index also the positions of points within `tolerance` (n,) of an edge."""
+        device, num = points.device, points.shape[0]
+        column = torch.arange(width, device=device)
+        rows = torch.where(column < count[:, None], first[:, None] + column, self.row_bounds.shape[1] - 1)
+        flat = rows.reshape(-1)
+        y_min, y_max, x_min, x_max = (bound.index_select(0, flat).view(num, width) for bound in self.row_bounds)
+        px, py = points[:, :1], points[:, 1:]
+        reaches_up = y_min <= py
+        right = px < x_min
+        # half-open rule: an edge straddles the point's y iff y_min <= y < y_max. Straddling edges wholly
+        # right of the point cross its ray; edges wholly left never matter; the few whose closed bounding
+        # box holds the point get the exact GEOS rule below
+        fast = reaches_up & (py < y_max) & right
+        if tolerance is None:
+            box = reaches_up & (py <= y_max) & ~right & (px <= x_max)
+        else:   # boxes grown by the tolerance, to find the points near an edge; `fast` pairs are excluded below
+            t = tolerance[:, None]
+            box = (y_min <= py + t) & (py - t <= y_max) & (x_min <= px + t) & (px - t <= x_max)
+        slots = self.row_polygon.index_select(0, flat).view(num, width)
+        parity = torch.zeros(num, 64 * self.num_words + 1, dtype=torch.uint8, device=device)
+        parity.scatter_add_(1, slots, fast.view(torch.uint8))          # uint8 wraps, parity survives
+        flagged = None
+        point_of, column_of = box.nonzero(as_tuple=True)
+        if point_of.numel():
+            row = rows[point_of, column_of]
+            slot = slots[point_of, column_of]
+            edge = self.edges.index_select(0, self.row_edge.index_select(0, row))
+            chunk_point = points[point_of]
+            crosses, on_edge = ray_crossing(chunk_point, edge[:, :2], edge[:, 2:])
+            if tolerance is not None:
+                crosses &= ~fast[point_of, column_of]
+                dx, dy = edge[:, 2] - edge[:, 0], edge[:, 3] - edge[:, 1]
+                cross = dx * (chunk_point[:, 1] - edge[:, 1]) - dy * (chunk_point[:, 0] - edge[:, 0])
+                close = cross.abs() <= 2 * tolerance[point_of] * (dx.abs() + dy.abs())
+                flagged = point_of[close].unique()
+            parity.index_put_((point_of, slot), crosses.view(torch.uint8), accumulate=True)
+            parity[point_of[on_edge], slot[on_edge]] = 0
+        return _pack_parity(parity, self.num_words), flagged
+
+    def _map_frame_bits(self, points: Tensor, scene: Tensor) -> Tensor:
+        """Exact bit sets of points (F, 2) [m] in map coordinates against every edge of their scenes (F,)."""
+        first = self.scene_edges[scene]
+        count = self.scene_edges[scene + 1] - first
+        result = torch.zeros(points.shape[0], self.num_words, dtype=torch.int64, device=points.device)
+        group = max(1, _FALLBACK_PAIRS // max(1, int(count.max())))
+        for lo in range(0, points.shape[0], group):
+            part = slice(lo, lo + group)
+            point_of = torch.repeat_interleave(torch.arange(count[part].shape[0], device=points.device), count[part])
+            offset = torch.cumsum(count[part], 0) - count[part]
+            edge_of = first[part][point_of] + torch.arange(point_of.shape[0], device=points.device) - offset[point_of]
+            edge = self.map_edges[edge_of]
+            crosses, on_edge = ray_crossing(points[part][point_of], edge[:, :2], edge[:, 2:])
+            slot = self.edge_polygon[edge_of]
+            parity = torch.zeros(count[part].shape[0], 64 * self.num_words + 1, dtype=torch.uint8, device=points.device)
+            parity.index_put_((point_of, slot), crosses.view(torch.uint8), accumulate=True)
+            parity[point_of[on_edge], slot[on_edge]] = 0
+            result[part] = _pack_parity(parity, self.num_words)
+        return result
+
+
+def _pack_parity(parity: Tensor, num_words: int) -> Tensor:
+    """Crossing counts (n, 64 W + 1) uint8 (last column: sentinel) -> odd-count bit sets (n, W) int64."""
+    odd = (parity[:, :-1] & 1).contiguous()
+    words = odd.view(-1, 8, 8 * num_words).view(torch.int64)                   # (n, 8, W)
+    packed = words[:, 0].clone()
+    for k in range(1, 8):
+        packed |= words[:, k] << k
+    return packed

@@ -31,9 +31,10 @@ def test_obs_helpers_name_the_problem():
 
 def test_check_scenes():
     with pytest.raises(ValueError, match="privileged"):
-        check_scenes(None, 2, "human")
+        check_scenes(None, {}, "human")
     with pytest.raises(ValueError, match=r"len\(scenes\)=1"):
-        check_scenes(["a"], 2, "human")
+        check_scenes(["a"], {"ego_status": np.zeros((2, 4, 7))}, "human")
+    assert check_scenes(("a", "b"), {}, "human") == ["a", "b"]
 
 
 def test_resample_plan_from_10hz_picks_every_fifth_pose():

@@ -5,7 +5,9 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import os
 import re
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -194,6 +196,36 @@ def test_file_round_trip_is_identical_strict_json_and_atomic(tmp_path: Path):
     assert loaded.reference_trajectory.poses[0, 0] == 1 / 3
     save_scene(loaded, path)  # overwriting works too
     assert_same(scene, load_scene(path))
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+@pytest.mark.parametrize("umask, expected", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)],
+                         ids=["umask022", "umask002", "umask077"])
+def test_saved_files_get_the_mode_open_would_give(tmp_path: Path, umask: int, expected: int):
+    scene = scene_from_dict(make_scene_dict())
+    plan = Plan(interval=0.5, poses=np.array([[k * 2.5, 0.0, 0.0] for k in range(1, 9)]))
+    old = os.umask(umask)
+    try:
+        save_scene(scene, tmp_path / "scene.json")
+        save_plan(plan, tmp_path / "plan.json")
+        with open(tmp_path / "by_open.json", "w"):
+            pass
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
+    assert modes == {"scene.json": expected, "plan.json": expected, "by_open.json": expected}
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_overwriting_keeps_the_old_permissions(tmp_path: Path):
+    # as open(path, "w") on an existing file: the contents change, the mode bits stay
+    path = tmp_path / "plan.json"
+    path.write_text("{}")
+    path.chmod(0o640)
+    save_plan(Plan(interval=0.5, poses=np.array([[2.5, 0.0, 0.0]])), path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert load_plan(path).poses.tolist() == [[2.5, 0.0, 0.0]]
+    assert [p.name for p in tmp_path.iterdir()] == ["plan.json"]
 
 
 def test_save_scene_refuses_an_invalid_scene_without_writing(tmp_path: Path):

@@ -26,12 +26,13 @@ def run_name(algo: str, env: str, seed: int, when: float | None = None) -> str:
     return f"{algo}__{env}__{int(seed)}__{stamp}"
 
 
-def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten_config(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config as {"dotted.key": value}."""
     flat: dict[str, Any] = {}
     for key, value in tree.items():
         name = f"{prefix}{key}"
         if isinstance(value, Mapping):
-            flat.update(_flatten(value, f"{name}."))
+            flat.update(flatten_config(value, f"{name}."))
         else:
             flat[name] = value
     return flat
@@ -39,7 +40,7 @@ def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def hparams_markdown(config: Mapping[str, Any]) -> str:
     """A `|param|value|` markdown table of a nested config, keys dotted (CleanRL's hyperparameters text)."""
-    rows = [f"|{key}|{value}|" for key, value in _flatten(config).items()]
+    rows = [f"|{key}|{value}|" for key, value in flatten_config(config).items()]
     return "|param|value|\n|-|-|\n" + "\n".join(rows)
 
 

@@ -117,18 +117,24 @@ class Evaluation:
         means = {key: float(np.mean([r[key] for r in rows])) for key in self.keys}
         return {**means, "num_scenes": float(len(rows))}
 
-    def render(self, index: int, extra_plans: np.ndarray | None = None) -> np.ndarray:
-        """BEV picture (384, 384, 3) uint8 of scene `index` with the last run's plan (orange), the
-        optional `extra_plans` (K, 8, 3) ego-frame plans (e.g. the expert) and the plan's scores."""
+    def render(self, index: int, extra_plans: np.ndarray | None = None, with_human: bool = True) -> np.ndarray:
+        """BEV picture (384, 384, 3) uint8 of scene `index`: the last run's plan (orange, on top), the
+        logged human plan when the scene has one and `with_human`, any `extra_plans` (K, 8, 3) in the
+        ego frame, and the plan's scores. (`env.render()` draws one env's last step; this draws any
+        evaluated scene.)"""
+        from agents.base import resample_plan
         from envs.sim.bev import bev_rgb
         from envs.sim.frame import frame_from_scene
 
         if not 0 <= index < len(self.rows):
             raise ValueError(f"index={index}: run() has scored {len(self.rows)} scenes")
         scene = self.source.scene(index)
-        plans = self.plans[index][None]
+        plans = [self.plans[index][None]]
+        if with_human and scene.human_trajectory is not None:
+            plans.append(resample_plan(scene.human_trajectory)[None])
         if extra_plans is not None:
-            plans = np.concatenate([plans, np.asarray(extra_plans, np.float32).reshape(-1, 8, 3)])
+            plans.append(np.asarray(extra_plans, np.float32).reshape(-1, 8, 3))
+        plans = np.concatenate(plans)
         scores = {key: self.rows[index][key] for key in self.keys}
         return bev_rgb(frame_from_scene(scene, 0), plans=plans, scores=scores, title=f"{scene.scenario_type} {scene.token}")
 

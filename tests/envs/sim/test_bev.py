@@ -77,14 +77,14 @@ def test_batch_is_independent_and_config_validated():
     frames = [WorldFrame(road_map, np.zeros(3)), WorldFrame(road_map, np.array([0, 0, math.pi / 2]))]
     both = bev_raster(frames)
     assert np.array_equal(both[1:], bev_raster(frames[1:])) and not np.array_equal(both[0], both[1])
-    for bad in (dict(size=1), dict(metres_per_pixel=0.0), dict(channels=("drivable", "sky")), dict(channels=())):
+    for bad in (dict(size=1), dict(meters_per_pixel=0.0), dict(channels=("drivable", "sky")), dict(channels=())):
         with pytest.raises(ValueError):
             BEVConfig(**bad)
 
 
 def test_bev_rgb_shape_and_plan():
     frame = WorldFrame(straight_road_map(), np.zeros(3))
-    config = BEVConfig(size=200, metres_per_pixel=0.25)
+    config = BEVConfig(size=200, meters_per_pixel=0.25)
     plain = bev_rgb(frame, config)
     assert plain.shape == (200, 200, 3) and plain.dtype == np.uint8
     plan = np.stack([np.linspace(2.0, 20.0, 10), np.zeros(10), np.zeros(10)], axis=1)   # straight ahead

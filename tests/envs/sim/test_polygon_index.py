@@ -149,7 +149,7 @@ def test_matches_shapely_contains_xy(strip_height):
 def test_to_keeps_values():
     index = PolygonIndex.build([[SQUARE]])
     moved = index.to("cpu")
-    assert moved.strip_edges.device.type == "cpu" and torch.equal(moved.strip_edges, index.strip_edges)
+    assert moved.row_bounds.device.type == "cpu" and torch.equal(moved.row_bounds, index.row_bounds)
     assert index.to(None) is index
 
 
