@@ -33,10 +33,10 @@ def _pdm_closed(**kwargs):
 
 def _vla(head: str) -> Callable[..., Any]:
     def build(**kwargs):
-        try:
-            import transformers  # noqa: F401
-        except ImportError as error:
-            raise ImportError(f"agent 'vla_{head}' needs transformers: pip install 'transformers>=5' tokenizers") from error
+        from importlib.util import find_spec
+
+        if find_spec("transformers") is None:
+            raise ImportError(f"agent 'vla_{head}' needs transformers: pip install 'transformers>=5' tokenizers")
         from agents.vla.config import VLAConfig
         from agents.vla.model import VLA
 

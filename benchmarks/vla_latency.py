@@ -82,7 +82,6 @@ def main() -> None:
                 plans = batch * (args.samples if mode.startswith("sample") else 1)
                 print(f"| VLA {head} {mode}, ms per batch | {label} | {batch} | {ms:.1f} | ms |")
                 print(f"| VLA {head} {mode}, trajectories per second | {label} | {batch} | {plans / ms * 1e3:.1f} | traj/s |")
-        del model
 
 
 if __name__ == "__main__":

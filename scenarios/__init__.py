@@ -90,5 +90,5 @@ def build_scene(name: str, params: Any | None, seed: int) -> Scene:
 
 # importing the families fills SCENARIOS
 from scenarios import following, urban_drive  # noqa: E402,F401
-from scenarios import blocked_lane, construction_zone, cut_in, hard_brake, jaywalker, lane_change  # noqa: E402,F401
+from scenarios import blocked_lane, construction_zone, cut_in, hard_brake, intersection, jaywalker, lane_change  # noqa: E402,F401,E501
 from scenarios import merge, occluded_pedestrian, red_light_runner, unprotected_left  # noqa: E402,F401

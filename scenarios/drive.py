@@ -403,7 +403,13 @@ def _in_frame(vectors: np.ndarray, heading: np.ndarray) -> np.ndarray:
 
 def ego_poses(drive: Drive, rollout: Rollout) -> np.ndarray:
     """(T, 3) human ego rear-axle poses of a rollout (route or `ego_baseline`, plus wander)."""
-    return _ego_rear_axle(drive, rollout.ego_s + drive.agents[0].path_offset)
+    return rear_axle_at(drive, rollout.ego_s + drive.agents[0].path_offset)
+
+
+def rear_axle_at(drive: Drive, centre_s: np.ndarray) -> np.ndarray:
+    """(N, 3) ego rear-axle poses where its box centre is at arc lengths centre_s (N,) [m] of its full
+    path (the baseline the human follows, with its wander)."""
+    return _ego_rear_axle(drive, np.asarray(centre_s, np.float64))
 
 
 def touching_agents(drive: Drive, rollout: Rollout, now: int) -> np.ndarray:

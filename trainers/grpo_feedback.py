@@ -241,8 +241,9 @@ def diagnostic_report(diagnosis: PlanDiagnosis, scene: Scene | None = None) -> s
             parts.append(f"{METRIC_WORDS[name]} {value:.2f}")
     total = diagnosis.scores.get(diagnosis.metric, math.nan)
     diagnosis_text = f"{diagnosis.metric} {total:.2f} ; failed : " + (" ; ".join(parts) if parts else "none")
-    execution = (f"speed {diagnosis.plan_speed:.1f} m/s , reference {diagnosis.reference_speed:.1f} m/s , "
-                 f"end {abs(diagnosis.end_offset_m):.1f} m {_side(diagnosis.end_offset_m)} of the route centerline")
+    # "safe speed": the progress reference's (PDM-Closed's) mean speed
+    execution = (f"speed {diagnosis.plan_speed:.1f} m/s , safe speed {diagnosis.reference_speed:.1f} m/s , "
+                 f"final {abs(diagnosis.end_offset_m):.1f} m {_side(diagnosis.end_offset_m)} of the route centerline")
     return f"diagnosis : {diagnosis_text} . execution : {execution} . planning : {' ; '.join(planning_intent(diagnosis))}"
 
 

@@ -314,7 +314,7 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
     loss_value = float("nan")
     window_steps, window_seconds = 0, 0.0  # steps/s counts the training steps only (not eval or checkpoints)
     bar = tqdm(total=cfg.steps, initial=step, desc="sft", unit="step", disable=not cfg.progress)
-    with StopRequest() as stop:
+    with StopRequest() as stop, logger, bar:
         while step < cfg.steps and not stop.requested:
             clock = time.perf_counter()
             obs, expert = data.batch(sampler.next(cfg.batch_size))
@@ -345,10 +345,8 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
                 first_eval = first_eval or last_eval
             if step % cfg.ckpt_every == 0 or step == cfg.steps or stop.requested:
                 checkpoint()
-    bar.close()
     if step == cfg.steps:
         agent.save(run_dir / "agent.pt")
-    logger.close()
     return {"run_dir": str(run_dir), "step": step, "loss": loss_value, "first_eval": first_eval, "last_eval": last_eval}
 
 

@@ -156,7 +156,10 @@ def build_map_context(scenes: list[Scene], routes: list[SceneRoute], device=None
         lanes.append([lane.polygon for lane in near_lanes])
         on_route.append([lane.id in route.lane_ids for lane in near_lanes])
         intersections.append([a.polygon for a in _patch_filter(list(m.intersections), center, MAP_RADIUS_M)])
-    lane_index = PolygonIndex.build(lanes, device=device)
+    # Index each scene with the ego heading along the strips' y axis: the long edges of the road the ego
+    # drives on then cross many thin strips instead of filling a few (answers do not depend on it).
+    align = [float(scene.ego_pose[2]) - np.pi / 2 for scene in scenes]
+    lane_index = PolygonIndex.build(lanes, device=device, align=align)
     lane_on_route = torch.zeros(len(scenes), lane_index.polygon_valid.shape[1], dtype=torch.bool)
     for b, flags in enumerate(on_route):
         lane_on_route[b, : len(flags)] = torch.tensor(flags, dtype=torch.bool)
@@ -167,10 +170,10 @@ def build_map_context(scenes: list[Scene], routes: list[SceneRoute], device=None
         centerline[b, : len(route.centerline)] = torch.as_tensor(route.centerline)
         centerline_valid[b, : len(route.centerline)] = True
     return MapContext(
-        drivable=PolygonIndex.build(drivable, device=device),
+        drivable=PolygonIndex.build(drivable, device=device, align=align),
         lanes=lane_index,
         lane_on_route=lane_on_route.to(device),
-        intersections=PolygonIndex.build(intersections, device=device),
+        intersections=PolygonIndex.build(intersections, device=device, align=align),
         centerline=centerline.to(device),
         centerline_valid=centerline_valid.to(device),
     )

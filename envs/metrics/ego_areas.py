@@ -13,6 +13,7 @@ from torch import Tensor
 
 from envs.metrics.context import MapContext
 from envs.sim.geometry import box_corners
+from envs.sim.polygon_index import pack_slots
 from envs.sim.vehicle import VehicleParams
 
 
@@ -58,23 +59,25 @@ def ego_areas(pose: Tensor, vehicle: VehicleParams, map_ctx: MapContext) -> EgoA
     corners, center = ego_footprint(pose, vehicle)
     steps_shape = (num_scenes, num_proposals, num_steps)
 
+    # Polygon memberships come as bit sets over the polygon slots (`pack_slots` layout), so that the
+    # set logic below costs a few word operations per step whatever the number of polygons.
     # Corners may sit in different drivable polygons; each only has to be in one of them.
-    corner_drivable = map_ctx.drivable.contains(corners.reshape(num_scenes, -1, 2)).any(dim=-1)
-    non_drivable = ~corner_drivable.reshape(*steps_shape, 4).all(dim=-1)
+    drivable = _any_bit(map_ctx.drivable.contains_bits(corners.reshape(num_scenes, -1, 2)))
+    drivable = drivable.reshape(*steps_shape, 4)
+    non_drivable = ~(drivable[..., 0] & drivable[..., 1] & drivable[..., 2] & drivable[..., 3])
 
-    # (B, P, T, 5, M): lane m holds corner c (c < 4) or the centre (c = 4); padding slots never do.
+    # lanes holding corner c (c < 4) or the centre (c = 4); padding slots never do
     box_points = torch.cat([corners, center[..., None, :]], dim=-2).reshape(num_scenes, -1, 2)
-    in_lane = map_ctx.lanes.contains(box_points).reshape(*steps_shape, 5, map_ctx.lane_on_route.shape[1])
-    corner_in_lane = in_lane[..., :4, :]
-    lanes_touched = corner_in_lane.any(dim=-2).sum(dim=-1)
-    one_lane_holds_all = corner_in_lane.all(dim=-2).any(dim=-1)
-    multiple_lanes = (lanes_touched > 1) & ~one_lane_holds_all
+    in_lane = map_ctx.lanes.contains_bits(box_points).reshape(*steps_shape, 5, -1)
+    touched = in_lane[..., 0, :] | in_lane[..., 1, :] | in_lane[..., 2, :] | in_lane[..., 3, :]
+    holds_all = in_lane[..., 0, :] & in_lane[..., 1, :] & in_lane[..., 2, :] & in_lane[..., 3, :]
+    multiple_lanes = _two_or_more_bits(touched) & ~_any_bit(holds_all)
 
-    center_on_route = in_lane[..., 4, :] & map_ctx.lane_on_route[:, None, None, :]
-    oncoming = ~center_on_route.any(dim=-1)
+    on_route = pack_slots(map_ctx.lane_on_route.to(in_lane.device))
+    oncoming = ~_any_bit(in_lane[..., 4, :] & on_route[:, None, None, :])
 
     axle_and_center = torch.stack([pose[..., :2], center], dim=-2).reshape(num_scenes, -1, 2)
-    in_intersection = map_ctx.intersections.contains(axle_and_center).any(dim=-1).reshape(*steps_shape, 2)
+    in_intersection = _any_bit(map_ctx.intersections.contains_bits(axle_and_center)).reshape(*steps_shape, 2)
     return EgoAreas(
         non_drivable=non_drivable,
         multiple_lanes=multiple_lanes,
@@ -83,3 +86,19 @@ def ego_areas(pose: Tensor, vehicle: VehicleParams, map_ctx: MapContext) -> EgoA
         rear_axle_in_intersection=in_intersection[..., 0],
     )
 
+
+
+def _any_bit(bits: Tensor) -> Tensor:
+    """Is any bit set? (..., W) int64 -> (...) bool."""
+    return bits[..., 0] != 0 if bits.shape[-1] == 1 else (bits != 0).any(-1)
+
+
+def _two_or_more_bits(bits: Tensor) -> Tensor:
+    """Are at least two bits set? (..., W) int64 -> (...) bool.
+
+    Byte-wise, so that the unsigned x & (x - 1) (x without its lowest bit) never overflows: two bits are
+    set when one byte holds two, or two bytes hold one each.
+    """
+    octets = bits.contiguous().view(torch.uint8)
+    crowded = ((octets & (octets - 1)) != 0).any(-1)
+    return crowded | ((octets != 0).sum(-1) >= 2)

@@ -217,6 +217,8 @@ class ScoredPlans:
 
     reported: SubScores
     scored: SubScores
+    states: EgoStates | None = None
+    """(B, G, 41) the simulated ego states of the plans (for extended comfort across frames)."""
 
     @property
     def pdms(self) -> Tensor:
@@ -263,8 +265,8 @@ def score_poses(prep: PreparedScenes, poses: Tensor, interval: float) -> ScoredP
         human = {name: value[:, 1:2].expand(B, G) for name, value in raw.items() if name != "raw_progress"}
         human_scores = SubScores(ep=ones, hc=ones, ec=ones, **human)
         filtered = apply_human_filter(scores, human_scores, fixed=prep.config.human_filter_fixed)
-        return ScoredPlans(reported=filtered.reported, scored=filtered.scored)
-    return ScoredPlans(reported=scores, scored=scores)
+        return ScoredPlans(reported=filtered.reported, scored=filtered.scored, states=agent_states)
+    return ScoredPlans(reported=scores, scored=scores, states=agent_states)
 
 
 def _cat(a: EgoStates, b: EgoStates) -> EgoStates:

@@ -280,7 +280,10 @@ class PolygonIndex:
         total = int(ends[-1]) if ends.numel() else 0
         step = _CHUNK_PAIRS.get(device.type, 1 << 16)
         stops = torch.searchsorted(ends, torch.arange(step, max(total, step), step, device=device), right=True)
-        stops = sorted(set(stops.tolist()) | {batch * num_points}) if total else []
+        # ... and where the row count doubles, so that a chunk is padded to at most twice its counts
+        powers = 2 ** torch.arange(int(count[-1]).bit_length() if total else 0, device=device)
+        doubling = torch.searchsorted(count, powers, right=True)
+        stops = sorted(set(stops.tolist()) | set(doubling.tolist()) | {batch * num_points}) if total else []
         widths = count[torch.tensor(stops, dtype=torch.long, device=device) - 1].tolist() if stops else []
         near = []
         for stop, width in zip(stops, widths):

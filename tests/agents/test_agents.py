@@ -1,11 +1,10 @@
-"""The agent registry and the batched contract, for every registered agent; the SB3 wrapper."""
+"""The agent registry and the batched contract, for every registered agent."""
 
 import numpy as np
 import pytest
 import torch
 
 from agents import AGENTS, Agent, TrainableAgent, load_agent, make_agent
-from agents.sb3 import SB3Policy
 
 TINY = {"vla_token": {"codebook_size": 32}, "vla_flow": {"flow_steps": 3}, "ego_mlp": {"hidden": 32}}
 
@@ -59,16 +58,3 @@ def test_load_agent_reads_the_kind(name, agents, obs, tmp_path):
     torch.save({"kind": "other"}, tmp_path / "b.pt")
     with pytest.raises(ValueError, match="kind 'other'"):
         load_agent(tmp_path / "b.pt")
-
-
-def test_sb3_predict_single_and_batched(agents, obs, scenes):
-    policy = SB3Policy(agents["constant_velocity"])
-    single = {k: v[0] for k, v in obs.items()}
-    action, state = policy.predict(single, state="s")
-    assert action.shape == (8, 3) and state == "s"
-    batched, _ = policy.predict(obs)
-    np.testing.assert_array_equal(batched[0], action)
-    human = SB3Policy(agents["human"], scenes=lambda: scenes)
-    np.testing.assert_array_equal(human.predict(obs)[0], agents["human"].act(obs, scenes=scenes))
-    with pytest.raises(ValueError, match="privileged"):
-        SB3Policy(agents["pdm_closed"])

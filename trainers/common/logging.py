@@ -101,6 +101,12 @@ class RunLogger:
         self.writer.close()
         self._jsonl.close()
 
+    def __enter__(self) -> "RunLogger":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
 
 def read_scalars(run_dir: str | Path) -> dict[int, dict[str, float]]:
     """`scalars.jsonl` of a run as {step: {tag: value}}; a step logged twice (a resumed run redoing

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from trainers.common.logging import RunLogger, hparams_markdown, read_scalars, run_name
+from trainers.common.logging import RunLogger, flatten_config, hparams_markdown, read_scalars, run_name
 
 
 class Colour(str, Enum):
@@ -25,6 +25,7 @@ def test_run_name_layout():
 
 
 def test_hparams_markdown_flattens_nested_keys():
+    assert flatten_config({"a": {"b": {"c": 1}, "d": 2}, "e": [3]}) == {"a.b.c": 1, "a.d": 2, "e": [3]}
     assert hparams_markdown({"lr": 0.1, "run": {"seed": 2}}) == "|param|value|\n|-|-|\n|lr|0.1|\n|run.seed|2|"
 
 
@@ -60,9 +61,8 @@ def test_logger_writes_config_scalars_events_and_images(tmp_path):
 
 
 def test_reopened_run_keeps_first_config_and_latest_value_per_step(tmp_path):
-    first = RunLogger(tmp_path, {"lr": 1})
-    first.log_scalars({"losses/a": 1.0}, 5)
-    first.close()
+    with RunLogger(tmp_path, {"lr": 1}) as first:
+        first.log_scalars({"losses/a": 1.0}, 5)
     second = RunLogger(tmp_path, {"lr": 2})
     second.log_scalars({"losses/a": 4.0}, 5)
     second.close()

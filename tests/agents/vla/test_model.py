@@ -167,3 +167,13 @@ def test_cuda_bfloat16_autocast(head, obs):
         plans = model.act(obs)
     assert samples.plans.device.type == "cuda" and np.isfinite(plans).all()
     torch.testing.assert_close(logp, samples.logp, rtol=0.05, atol=0.5)     # bfloat16 backbone
+
+
+def test_text_only_model(obs):
+    model = VLA(VLAConfig(head="token", cameras=(), codebook_size=16)).eval()
+    assert model.inputs == frozenset({"ego_status", "command"})
+    text_obs = {"ego_status": obs["ego_status"], "command": obs["command"]}
+    with torch.no_grad():
+        samples = model.sample(text_obs, 2, torch.Generator().manual_seed(0), prompt_extra=["", "slow down"])
+        logp, _ = model.log_prob(text_obs, samples, prompt_extra=["", "slow down"])
+    torch.testing.assert_close(logp, samples.logp, rtol=1e-5, atol=1e-5)
