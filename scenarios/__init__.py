@@ -90,5 +90,6 @@ def build_scene(name: str, params: Any | None, seed: int) -> Scene:
 
 # importing the families fills SCENARIOS
 from scenarios import following, urban_drive  # noqa: E402,F401
-from scenarios import blocked_lane, construction_zone, cut_in, hard_brake, intersection, jaywalker, lane_change  # noqa: E402,F401,E501
-from scenarios import merge, occluded_pedestrian, red_light_runner, unprotected_left  # noqa: E402,F401
+from scenarios import blocked_lane, construction_zone, cut_in, hard_brake, intersection  # noqa: E402,F401
+from scenarios import jaywalker, lane_change, merge, occluded_pedestrian  # noqa: E402,F401
+from scenarios import red_light_runner, unprotected_left  # noqa: E402,F401

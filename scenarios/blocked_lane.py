@@ -23,7 +23,8 @@ from scenarios.family import (
 from scenarios.lane_change import SIDES, has_neighbour
 from scenarios.lanes import parallel_lanes, path_poses, points_at
 
-BLOCKER_SIZES = {"vehicle": ((4.2, 5.2), (1.8, 2.1)), "truck": ((7.0, 10.0), (2.4, 2.6)), "debris": ((0.8, 2.0), (0.8, 2.0))}
+BLOCKER_SIZES = {"vehicle": ((4.2, 5.2), (1.8, 2.1)), "truck": ((7.0, 10.0), (2.4, 2.6)),
+                 "debris": ((0.8, 2.0), (0.8, 2.0))}
 """(length range, width range) [m] per blocker kind."""
 
 
@@ -60,7 +61,8 @@ class BlockedLaneParams(RangedParams):
         "road": ("straight", "curved"), "side": ("left", "right"), "blocker": ("vehicle", "truck", "debris")}
     RANGES: ClassVar[dict[str, tuple[float, float]]] = {
         "ego_speed": (5.0, 14.0), "blocker_time": (1.8, 4.0), "pass_speed": (0.3, 0.8),
-        "change_length": (12.0, 25.0), "change_margin": (2.0, 8.0), "target_traffic": (0, 2), "num_vehicles": (0, 5), "human_style": (0.0, 1.0),
+        "change_length": (12.0, 25.0), "change_margin": (2.0, 8.0), "target_traffic": (0, 2), "num_vehicles": (0, 5),
+        "human_style": (0.0, 1.0),
     }
 
 

@@ -119,7 +119,8 @@ def plan(params: ConstructionZoneParams, rng: np.random.Generator, timeline: Tim
         taper = np.arange(zone_s, taper_end, step)
         # the cone line stays 0.7 m inside the closed lane: >= 0.7 m clear of a car in the next lane
         lateral = side * (-HALF_LANE + 0.3 + (2 * HALF_LANE - 1.0) * (taper - zone_s) / (taper_end - zone_s))
-        points = list(zip(taper, lateral)) + [(s, side * (HALF_LANE - 0.7)) for s in np.arange(taper_end, zone_end, step)]
+        points = list(zip(taper, lateral))
+        points += [(s, side * (HALF_LANE - 0.7)) for s in np.arange(taper_end, zone_end, step)]
         kinds = [AgentType.TRAFFIC_CONE] * len(points)
         points += [(s, 0.0) for s in np.arange(taper_end + 5.0, zone_end - 2.0, 12.0)]
         kinds += [AgentType.BARRIER] * (len(points) - len(kinds))

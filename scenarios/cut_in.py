@@ -63,6 +63,7 @@ class CutInParams(RangedParams):
 
     @classmethod
     def sample(cls, rng: np.random.Generator) -> "CutInParams":
+        """Uniform draws; 30% of cutters do not brake after cutting in."""
         params = super().sample(rng)
         return replace(params, brake_after=0.0) if rng.random() < 0.3 else params
 
@@ -83,8 +84,9 @@ def plan(params: CutInParams, rng: np.random.Generator, timeline: Timeline, aler
         return parallel_lanes(gen.map, lanes, SIDES[params.side]) is not None or \
             parallel_lanes(gen.map, lanes, -SIDES[params.side]) is not None
 
+    fastest = max(v, v_cut)
     gen, lanes, rear_s = road_drive_start(params.road, rng, road_config(timeline, lanes=(2, 4)),
-                                          max(v, v_cut) * -timeline.start_s + 20.0, max(v, v_cut) * (timeline.end_s + 1.0) + 60.0,
+                                          fastest * -timeline.start_s + 20.0, fastest * (timeline.end_s + 1.0) + 60.0,
                                           accept=fits)
     side = SIDES[params.side] if parallel_lanes(gen.map, lanes, SIDES[params.side]) else -SIDES[params.side]
     source = parallel_lanes(gen.map, lanes, side)

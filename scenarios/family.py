@@ -12,14 +12,14 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 
 from envs.sim.mapgen import GeneratedMap, MapGenConfig, generate_map
+from envs.sim.route import path_project
 from envs.sim.scene import STEP_S, AgentType, Scene
 from envs.sim.vehicle import PACIFICA
-from envs.sim.route import path_project
 from scenarios.drive import (
     PATH_AHEAD, SPEED_CAP, AgentPlan, Drive, Rollout, Timeline, concat_lanes, drive_scene, lane_length, lane_walk,
     map_is_valid, path_plan, pose_on, simulate_drive, touching_agents,
 )
-from scenarios.lanes import arc_lengths, lane_offset, parallel_lanes, points_at, shift_path
+from scenarios.lanes import lane_offset, parallel_lanes, points_at, shift_path
 
 Planner = Callable[[Any, np.random.Generator, Timeline, bool], Drive]
 
@@ -126,6 +126,7 @@ def path_ahead(timeline: Timeline) -> float:
 
 
 def lanes_length(gen: GeneratedMap, lane_ids) -> float:
+    """[m] summed centerline length of the lanes."""
     return float(sum(lane_length(gen.map.lanes_by_id[i]) for i in lane_ids))
 
 
@@ -166,6 +167,7 @@ def vehicle_size(rng: np.random.Generator, van: float = 0.1) -> tuple[float, flo
 
 
 def is_clear(centre: np.ndarray, radius: float, placed: list[tuple[np.ndarray, float]]) -> bool:
+    """Is a disc (centre (2,), radius [m]) clear of every placed (centre, radius) disc?"""
     return all(float(np.hypot(*(centre - c))) > radius + r for c, r in placed)
 
 
@@ -198,10 +200,6 @@ def add_traffic(gen: GeneratedMap, plans: list[AgentPlan], placed: list[tuple[np
                 plans.append(plan)
                 placed.append((centre, size[0] / 2 + 1.5))
                 break
-
-
-def path_length(path: np.ndarray) -> float:
-    return float(arc_lengths(path)[-1])
 
 
 def road_start(gen: GeneratedMap, rng: np.random.Generator, behind: float, ahead: float,

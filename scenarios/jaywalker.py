@@ -38,9 +38,8 @@ class Crossing:
 
     pedestrian: AgentPlan
     stop: tuple[float, float, float]
-    """(stop position of the ego front on its lane sequence [m], from t [s], until t [s])."""
-    enters: float
-    """[s] when the pedestrian's centre is `CLEAR_MARGIN` + half the ego width from the ego lane centre."""
+    """(stop position of the ego front on its lane sequence [m], from t [s], until t [s]): from `notice`
+    before the pedestrian is within CLEAR_MARGIN of the ego's sides plus `reaction`, until it is beyond."""
 
 
 def crossing_pedestrian(lane_path: np.ndarray, road_map, s_cross: float, side: int, t_centre: float, speed: float,
@@ -67,7 +66,7 @@ def crossing_pedestrian(lane_path: np.ndarray, road_map, s_cross: float, side: i
     enters = t_centre - half_corridor / speed
     stop = (s_cross - size[0] / 2 - STOP_MARGIN,
             enters - notice + reaction, t_centre + half_corridor / speed)
-    return Crossing(pedestrian, stop, enters)
+    return Crossing(pedestrian, stop)
 
 
 @dataclass(frozen=True)
@@ -103,6 +102,7 @@ class JaywalkerParams(RangedParams):
 
 
 def alert_idm(idm: IDMParams) -> IDMParams:
+    """The human's IDM braking raised to ALERT_DECEL (the alert retry)."""
     return replace(idm, decel_max=max(idm.decel_max, ALERT_DECEL))
 
 

@@ -53,7 +53,7 @@ class LaneChangeParams(RangedParams):
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"road": ("straight", "curved"), "side": ("left", "right")}
     RANGES: ClassVar[dict[str, tuple[float, float]]] = {
         "ego_speed": (7.0, 15.0), "lead_speed_ratio": (0.2, 0.7), "lead_gap": (8.0, 35.0),
-        "change_start": (-1.0, 1.5), "change_duration": (3.5, 6.0), "target_traffic": (0, 2),
+        "change_start": (-1.0, 1.0), "change_duration": (3.5, 5.5), "target_traffic": (0, 2),
         "num_vehicles": (0, 5), "human_style": (0.0, 1.0),
     }
 

@@ -73,7 +73,8 @@ def shift_path(path: np.ndarray, knots, spacing: float = 1.0) -> np.ndarray:
     arc = arc_lengths(path)
     first, last = float(knots[0][0]), float(knots[-1][0])
     extra = np.arange(max(first, 0.0), min(last, arc[-1]), spacing)
-    s = np.unique(np.concatenate([arc, extra]))
+    at_knots = np.clip([float(k[0]) for k in knots], 0.0, arc[-1])
+    s = np.unique(np.concatenate([arc, extra, at_knots]))
     points = points_at(path, s, offset_profile(s, knots))
     keep = np.concatenate([[True], np.hypot(*np.diff(points, axis=0).T) > 1e-6])
     return points[keep]
@@ -179,7 +180,8 @@ def in_drivable_area(road_map: RoadMap, points: np.ndarray) -> np.ndarray:
     return inside.numpy()
 
 
-def road_span(road_map: RoadMap, path: np.ndarray, s: float, reach: float = 30.0, step: float = 0.25) -> tuple[float, float]:
+def road_span(road_map: RoadMap, path: np.ndarray, s: float, reach: float = 30.0,
+              step: float = 0.25) -> tuple[float, float]:
     """(right, left) lateral offsets [m] of the drivable edges across a (P, 2) path at arc length s
     (the contiguous drivable stretch of the normal through the path point, `step` resolution)."""
     lateral = np.arange(-reach, reach + step / 2, step)

@@ -80,7 +80,9 @@ def plan(params: OccludedPedestrianParams, rng: np.random.Generator, timeline: T
     reaction = params.reaction
     if alert:
         notice, reaction = notice + 1.0, ALERT_REACTION_S
-    crossing = crossing_pedestrian(lane_path, gen.map, s_cross, -1, params.arrive_time + params.offset,
+    # it steps out from behind the van after t0: on the lane centre no sooner than that walk allows
+    t_centre = max(params.arrive_time + params.offset, -van_inner / params.pedestrian_speed + 0.2)
+    crossing = crossing_pedestrian(lane_path, gen.map, s_cross, -1, t_centre,
                                    params.pedestrian_speed, ped_size, notice, reaction, timeline,
                                    start_beyond=params.kerb_gap + van_width * float(rng.uniform(0.3, 0.9)))
     ego = ego_plan(gen, lanes, rear_s, v, v, timeline, timed_stops=(crossing.stop,))

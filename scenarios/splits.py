@@ -25,7 +25,7 @@ from scenarios import SCENARIOS, build_scene
 from scenarios.family import PLANNERS
 from scenarios.two_stage import Perturbation, TwoStageGroup, build_group
 
-GENERATOR_VERSION = "gen-v1"
+GENERATOR_VERSION = "gen-2"
 """Bump whenever any family's output changes: cached scenes of other versions are ignored."""
 POOL_THRESHOLD = 16
 """Missing scenes (groups) above which generation runs in a pool of POOL_WORKERS processes."""

@@ -91,6 +91,9 @@ def build_group(name: str, seed: int) -> TwoStageGroup:
     now = drive_scene(drive, rollout, key[:16], name, now=t0)
     prev = drive_scene(drive, rollout, key[16:32], name, now=t0 - back)
     count = int(build_rng.integers(FOLLOW_UPS[0], FOLLOW_UPS[1] + 1))
+    # the world at the follow-ups' starts is shared: cut it once, swap the ego per follow-up
+    world_now = drive_scene(drive, rollout, key[:16], name, now=t0 + ahead)
+    world_prev = drive_scene(drive, rollout, key[:16], name, now=t0 + ahead - back)
     syn_now, syn_prev, perturbations = [], [], []
     for i in range(count):
         # the first follow-up stays close to the human (a well-driving agent should find a near match)
@@ -100,8 +103,8 @@ def build_group(name: str, seed: int) -> TwoStageGroup:
                             speed_factor=1.0 + shrink * (float(build_rng.uniform(*SPEED_RANGE)) - 1.0))
         perturbation, ego = _synthetic_ego(drive, rollout, t0 + ahead, draw)
         tokens = hashlib.sha256(f"{key}|{i}".encode()).hexdigest()
-        syn_now.append(follow_up_scene(drive, rollout, ego, t0 + ahead, tokens[:17], name))
-        syn_prev.append(follow_up_scene(drive, rollout, ego, t0 + ahead - back, tokens[17:34], name))
+        syn_now.append(follow_up_scene(world_now, drive, ego, t0 + ahead, tokens[:17]))
+        syn_prev.append(follow_up_scene(world_prev, drive, ego, t0 + ahead - back, tokens[17:34]))
         perturbations.append(perturbation)
     return TwoStageGroup(family=name, seed=int(seed), now=now, prev=prev, syn_now=tuple(syn_now),
                          syn_prev=tuple(syn_prev), perturbations=tuple(perturbations))
@@ -149,11 +152,10 @@ def _on_road(drive: Drive, pose: np.ndarray) -> bool:
     return bool(in_drivable_area(drive.gen.map, np.concatenate([corners, pose[None, :2]])).all())
 
 
-def follow_up_scene(drive: Drive, rollout: Rollout, ego: np.ndarray, now: int, token: str, name: str) -> Scene:
-    """The drive's scene at rollout index `now` with the ego replaced by the synthetic one `ego` (T, 3):
-    its history, its continuation as the human trajectory, the command from its pose. The other agents
-    and the lights are the drive's."""
-    base = drive_scene(drive, rollout, token, name, now=now)
+def follow_up_scene(base: Scene, drive: Drive, ego: np.ndarray, now: int, token: str) -> Scene:
+    """`base` (the drive's scene at rollout index `now`) with the ego replaced by the synthetic one `ego`
+    (T, 3): its history, its continuation as the human trajectory, the command from its pose, `token`.
+    The other agents and the lights stay the drive's."""
     velocity = np.gradient(ego[:, :2], STEP_S, axis=0)
     speed = np.hypot(*velocity.T)
     heading = np.unwrap(ego[:, 2])
@@ -173,4 +175,4 @@ def follow_up_scene(drive: Drive, rollout: Rollout, ego: np.ndarray, now: int, t
     local_heading = np.arctan2(np.sin(future[:, 2] - current[2]), np.cos(future[:, 2] - current[2]))
     human = Plan(interval=0.5, poses=np.concatenate([local, local_heading[:, None]], 1))
     command = driving_command(drive.gen.map, base.route_roadblock_ids, current)
-    return replace(base, history=history, human_trajectory=human, command=command)
+    return replace(base, token=token, history=history, human_trajectory=human, command=command)

@@ -24,6 +24,7 @@ from scenarios.family import (
 from scenarios.junction import (
     crossing_movements, cycle_with_green, go_time, junction_route, lane_start, launch_time, turn_movements,
 )
+from scenarios.lanes import path_poses
 
 CONFLICT_HALF = 3.0
 """[m] half the length of the conflict zone around the crossing point, along each path."""
@@ -61,8 +62,8 @@ class UnprotectedLeftParams(RangedParams):
 
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"junction": ("t_junction", "intersection")}
     RANGES: ClassVar[dict[str, tuple[float, float]]] = {
-        "ego_speed": (2.0, 9.0), "wait_distance": (3.0, 20.0), "go_time": (-1.5, 3.5), "before": (0, 3),
-        "after": (0, 3), "oncoming_speed": (7.0, 13.0), "headway_min": (1.2, 3.0), "critical_margin": (0.0, 2.5),
+        "ego_speed": (3.0, 10.0), "wait_distance": (5.0, 30.0), "go_time": (-1.5, 3.5), "before": (0, 3),
+        "after": (1, 3), "oncoming_speed": (7.0, 13.0), "headway_min": (1.2, 3.0), "critical_margin": (0.0, 2.5),
         "human_style": (0.0, 1.0), "num_vehicles": (0, 5),
     }
 
@@ -73,7 +74,11 @@ def _left_turns(gen) -> list[tuple[str, str, list]]:
     for approach, connector in turn_movements(gen, "left"):
         if connector in gen.stop_sign_connectors:
             continue
-        crossing = crossing_movements(gen, connector, turn="straight")
+        # the oncoming stream: straight movements from the opposite arm (heading reversed)
+        heading = path_poses(gen.map.lanes_by_id[approach].centerline)[-1, 2]
+        crossing = [c for c in crossing_movements(gen, connector, turn="straight")
+                    if abs(math.remainder(path_poses(gen.map.lanes_by_id[c[0]].centerline)[0, 2] - heading,
+                                          2 * math.pi)) > 2.6]
         if crossing:
             out.append((approach, connector, crossing))
     return out
@@ -135,7 +140,9 @@ def plan(params: UnprotectedLeftParams, rng: np.random.Generator, timeline: Time
 
     # the human waits at the line until the gap (oncoming vehicles skipped above leave it free)
     timed = ((wait_at, timeline.start_s - 1.0, go_time(windows, t_go, clear + margin)),)
-    ego = ego_plan(gen, lanes, rear_s, v, 8.0, timeline, timed_stops=timed)
+    # wants 90% of each lane's limit: ~12 m/s on the approach, ~4.5 m/s in the turn
+    limit = gen.map.lanes_by_id[lanes[0]].speed_limit or 13.9
+    ego = ego_plan(gen, lanes, rear_s, v, 0.9 * min(limit, 15.0), timeline, timed_stops=timed)
 
     plans = [ego, *plans]
     ego_xy = pose_on(ego.path, ego.s)[:2]

@@ -23,24 +23,33 @@ import copy
 import math
 import random
 import time
+import warnings
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+import envs  # noqa: F401  (registers the env ids)
+from agents import load_agent
+from agents.base import Samples
 from envs.metrics.epdms import EPDMS_MULTIPLIERS
 from envs.metrics.pdms import PDMS_MULTIPLIERS
+from envs.metrics.scorer import Metric
 from envs.navsim import PLAN_INTERVAL_S, PLAN_POSES, NavsimConfig
 from trainers.common.checkpoint import StopRequest, checkpoint_path, load_latest, rng_state, save_atomic, set_rng_state
 from trainers.common.logging import RunLogger, run_name
 from trainers.common.rollout import Evaluation, agent_obs_config, select_obs
-from trainers.grpo_feedback import RefineConfig
-from trainers.grpo_samples import NegativeConfig, RecoveryConfig
+from trainers.grpo_feedback import RefineConfig, failure_reports, group_picture, report_file_text
+from trainers.grpo_samples import (
+    ImitationTargets, NegativeConfig, RecoveryConfig, StepScenes, add_recoveries, best_slots, cat_samples, offpolicy_samples,
+    perturbed_negatives, replace_rows, select_samples,
+)
 from trainers.sft import AgentSpec, LRSchedule, Resume, RunConfig, Teacher, config_to_dict, lr_factor, resolve_device
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -85,9 +94,9 @@ class RewardConfig:
 
     def __post_init__(self):
         self.metric = RewardMetric(self.metric)
-        weights = {k: getattr(self, f"{k}_weight") for k in self.weighted}
-        if not all(math.isfinite(w) and w >= 0 for w in weights.values()) or sum(weights.values()) <= 0:
-            raise ValueError(f"reward weights={weights}: must be finite, >= 0 and not all 0")
+        weights = {k: getattr(self, f"{k}_weight") for k in ("ep", "ttc", "c", "lk", "hc", "ec")}
+        if not all(math.isfinite(w) and w >= 0 for w in weights.values()) or sum(weights[k] for k in self.weighted) <= 0:
+            raise ValueError(f"reward weights={weights}: must be finite, >= 0 and not all 0 for {self.metric.value}")
 
     @property
     def multiplicative(self) -> tuple[str, ...]:
@@ -124,8 +133,9 @@ class GRPOConfig:
     # --- rollout and reward ---
     train_split: str = "navtrain"
     """Scenes the env draws from."""
-    max_train_scenes: int | None = None
-    """Use only the first N training scenes; None: all."""
+    max_train_scenes: int | None = 512
+    """Use only the first N training scenes; None: all (built-in navtrain has 10k, generated on first use at
+    about 1 s per scene and core, so the default keeps a fresh machine's first run short)."""
     batch_size: int = 8
     """B: scenes (groups) per step."""
     group_size: int = 8
@@ -167,8 +177,8 @@ class GRPOConfig:
     # --- optimisation ---
     steps: int = 200
     """Optimizer steps (one batch of rollouts each, times `num_iterations`)."""
-    lr: float = 1e-5
-    """AdamW learning rate (peak, after warm-up)."""
+    lr: float = 1e-4
+    """AdamW learning rate (peak, after warm-up); spec §8: 1e-4 for small heads, 1e-6 .. 3e-5 for LMs / LoRA."""
     weight_decay: float = 0.0
     """AdamW decoupled weight decay."""
     grad_clip: float = 1.0
@@ -214,6 +224,8 @@ class GRPOConfig:
                              f"step_discount={self.step_discount}: need γ > 0, lr > 0 and step_discount in (0, 1]")
         if self.clip_eps_high is not None and not self.clip_eps_high >= 0:
             raise ValueError(f"clip_eps_high={self.clip_eps_high!r}: must be >= 0 or None")
+        if self.max_train_scenes is not None and self.max_train_scenes < 1:
+            raise ValueError(f"max_train_scenes={self.max_train_scenes}: must be >= 1 or None")
         if self.device != "auto":
             torch.device(self.device)
 
@@ -350,23 +362,8 @@ def sft_checkpoint(cfg: GRPOConfig, run_dir: Path) -> Path:
     return path
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def train(cfg: GRPOConfig) -> dict[str, Any]:
     """Run GRPO; returns {"run_dir", "step", "first_eval", "last_eval", "last_metrics"}."""
-    import gymnasium as gym
-
-    import envs  # noqa: F401  (registers the env ids)
-    from agents import load_agent
-    from agents.base import Samples
-    from envs.metrics.scorer import Metric
-    from trainers.grpo_feedback import failure_reports, report_file_text
-    from trainers.grpo_samples import (
-        ImitationTargets, StepScenes, add_recoveries, best_slots, cat_samples, offpolicy_samples, perturbed_negatives, replace_rows, select_samples,
-    )
 
     # --- setup ---
     device = resolve_device(cfg.device)
@@ -383,8 +380,10 @@ def train(cfg: GRPOConfig) -> dict[str, Any]:
     obs_config = agent_obs_config(frozenset(agent.inputs), cfg.env.obs)
     env_config = replace(cfg.env, split=cfg.train_split, max_scenes=cfg.max_train_scenes, obs=obs_config)
     version = 1 if metric is Metric.PDMS else 2
-    vec = gym.make_vec(f"roadloop/Navsim-v{version}", num_envs=cfg.batch_size, vectorization_mode="vector_entry_point",
-                       config=env_config)
+    with warnings.catch_warnings():     # gymnasium flags v1 as "out of date" because v2 exists; v1 is PDMS on purpose
+        warnings.simplefilter("ignore", DeprecationWarning)
+        vec = gym.make_vec(f"roadloop/Navsim-v{version}", num_envs=cfg.batch_size, vectorization_mode="vector_entry_point",
+                           config=env_config)
     scene_rng = np.random.default_rng(cfg.run.seed)
     sample_gen = torch.Generator(device=device).manual_seed(cfg.run.seed)
     aux_gen = torch.Generator().manual_seed(cfg.run.seed + 1)
@@ -428,12 +427,13 @@ def train(cfg: GRPOConfig) -> dict[str, Any]:
     bar = tqdm(total=cfg.steps, initial=step, desc="grpo", unit="step", disable=not cfg.progress)
     with StopRequest() as stop:
         while step < cfg.steps and not stop.requested:
-            clock = {"sampling": 0.0, "scoring": 0.0, "update": 0.0}
+            clock = {"env": 0.0, "sampling": 0.0, "scoring": 0.0, "update": 0.0}   # env: scene draw, observations, metric cache
             tick = time.perf_counter()
 
             def lap(phase: str) -> None:
                 nonlocal tick
-                _sync(device)
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
                 now = time.perf_counter()
                 clock[phase] += now - tick
                 tick = now
@@ -446,7 +446,7 @@ def train(cfg: GRPOConfig) -> dict[str, Any]:
                                     cfg.recovery.heading, scene_rng, metric, cfg.env.device)
             obs, batch = groups.obs, len(groups.scenes)
             rows = torch.arange(batch)
-            lap("scoring")
+            lap("env")
 
             # --- sample G plans per scene (one batched call), simulate and score them ---
             agent.eval()
@@ -465,9 +465,8 @@ def train(cfg: GRPOConfig) -> dict[str, Any]:
             def inject(name: str, candidates: Samples, eligible_of, keep: int) -> None:
                 """Score candidates (B_all, N); append `keep` slots holding the best eligible ones."""
                 cand_table = groups.score(candidates.plans)
-                filler = select_samples(samples, rows, torch.zeros(batch, keep, dtype=torch.long))
                 slots, slot_rewards, valid = best_slots(candidates, reward_from_scores(cand_table, cfg.reward),
-                                                        eligible_of(torch.as_tensor(cand_table[metric.value])), keep, filler)
+                                                        eligible_of(torch.as_tensor(cand_table[metric.value])), keep)
                 parts.append(slots), part_rewards.append(slot_rewards), part_valid.append(valid)
                 counts[name] = float(valid.sum()) / batch
 
@@ -508,21 +507,19 @@ def train(cfg: GRPOConfig) -> dict[str, Any]:
 
             # --- update ---
             agent.train()
-            per_token = group.tokens is not None
-            unit_dims = 1 if per_token else PLAN_POSES * 3
+            unit_dims = 1 if group.tokens is not None else PLAN_POSES * 3    # a token is one categorical draw
+            unit_weights = None if group.chain is None else cfg.step_discount ** torch.arange(group.chain.shape[2] - 2, -1, -1.0)
             ref_units = None
             if reference is not None:
                 with torch.no_grad():
                     ref_total, ref_parts = reference.log_prob(obs, group.to(device))
-                ref_units = (ref_parts if ref_parts is not None else ref_total[..., None]).cpu()
+                ref_units = ref_parts if ref_parts is not None else ref_total[..., None]
             expert = np.concatenate([expert_plans(env_scenes)] + ([groups.recovery_plans] if groups.recovery_plans is not None else []))
             old_units = None
             for iteration in range(cfg.num_iterations):
                 logp_total, logp_parts = agent.log_prob(obs, group.to(device))
-                logp_units = (logp_parts if logp_parts is not None else logp_total[..., None]).cpu()
+                logp_units = logp_parts if logp_parts is not None else logp_total[..., None]
                 old_units = logp_units.detach() if old_units is None else old_units
-                unit_weights = (cfg.step_discount ** torch.arange(logp_units.shape[-1] - 1, -1, -1.0)
-                                if group.chain is not None else None)
                 policy_loss, stats = grpo_loss(logp_units, old_units, advantages, cfg.clip_eps, weights, ref_units, cfg.kl_coef,
                                                clip_eps_high=cfg.clip_eps_high, injected=injected, gamma=cfg.shaping_gamma,
                                                unit_dims=unit_dims, unit_weights=unit_weights)
@@ -534,7 +531,7 @@ def train(cfg: GRPOConfig) -> dict[str, Any]:
                 share = 0.0
                 if bool(injected.any()) and logp_units.requires_grad:
                     (grad_logp,) = torch.autograd.grad(policy_loss, logp_units, retain_graph=True)
-                    magnitude = grad_logp.abs().sum(-1)
+                    magnitude = grad_logp.abs().sum(-1).cpu()
                     share = float(magnitude[injected].sum() / magnitude.sum().clamp(min=1e-30))
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -546,6 +543,7 @@ def train(cfg: GRPOConfig) -> dict[str, Any]:
             bar.update(1)
 
             # --- log ---
+            on_policy = ~injected & (weights > 0)     # entropy estimate: -log π of the policy's own samples
             metrics = {
                 "rollout/reward": float(rewards.mean()), f"rollout/{metric.value}": float(table[metric.value].mean()),
                 "rollout/fail_rate": float(failed.double().mean()), "rollout/all_failed_frac": float(all_failed.double().mean()),
@@ -559,7 +557,7 @@ def train(cfg: GRPOConfig) -> dict[str, Any]:
                 **{f"rollout/injected_{k}": v for k, v in counts.items()},
                 **{f"losses/{k}": v for k, v in stats.items()},
                 "losses/imitation": float(imitation.detach()), "losses/total": float(loss.detach()), "losses/grad_norm": float(grad_norm),
-                "losses/entropy": float(-old_units[~injected & (weights > 0)].mean()) if bool((~injected & (weights > 0)).any()) else 0.0,
+                "losses/entropy": float(-old_units.cpu()[on_policy].mean()) if bool(on_policy.any()) else 0.0,
                 "losses/injected_grad_share": share, "charts/lr": scheduler.get_last_lr()[0],
                 **{f"charts/time_{k}": v for k, v in clock.items()}, "charts/steps_per_s": 1.0 / max(1e-9, sum(clock.values())),
             }
@@ -573,13 +571,8 @@ def train(cfg: GRPOConfig) -> dict[str, Any]:
                 for scene, _, text in reports[: cfg.refine.reports_logged]:
                     logger.writer.add_text("rollout/report", f"{scene.token} ({scene.scenario_type}): {text}", step)
             if cfg.image_every and step % cfg.image_every == 0:
-                from envs.sim.bev import bev_rgb
-                from envs.sim.frame import frame_from_scene
-
-                shown = {f"g{g} {metric.value}": float(table[metric.value][0, g]) for g in range(min(8, cfg.group_size))}
-                scene = groups.scenes[0]
-                logger.log_image("rollout/group_0", bev_rgb(frame_from_scene(scene, 0), plans=samples.plans[0].numpy(), scores=shown,
-                                                            title=f"{scene.scenario_type} {scene.token}"), step)
+                logger.log_image("rollout/group_0", group_picture(groups.scenes[0], samples.plans[0], table[metric.value][0],
+                                                                  metric.value), step)
             if evaluation is not None and (step % cfg.eval_every == 0 or step == cfg.steps):
                 last_eval = run_eval()
                 first_eval = first_eval or last_eval

@@ -52,9 +52,9 @@ class RefineConfig:
     """Reports written to TensorBoard per logged step (all of them go to `reports/step_*.txt`)."""
 
     def __post_init__(self):
-        if self.samples < 1 or self.keep < 1 or self.reports_logged < 0:
+        if self.samples < 1 or not 1 <= self.keep <= self.samples or self.reports_logged < 0:
             raise ValueError(f"refine.samples={self.samples}, refine.keep={self.keep}, refine.reports_logged="
-                             f"{self.reports_logged}: need >= 1, >= 1, >= 0")
+                             f"{self.reports_logged}: need samples >= 1, 1 <= keep <= samples, reports_logged >= 0")
 
 
 
@@ -266,3 +266,14 @@ def failure_reports(step, plans: Tensor, rewards: Tensor, rows: Tensor) -> list[
         chosen = plans[start:stop][torch.arange(stop - start), best[start:stop]][:, None]
         diagnoses += [per_scene[0] for per_scene in diagnose_plans(prep, chosen.to(torch.float64))]
     return [(step.scenes[b], diagnoses[b], diagnostic_report(diagnoses[b], step.scenes[b])) for b in rows.tolist()]
+
+
+def group_picture(scene: Scene, plans: Tensor, totals, metric: str, shown: int = 8) -> np.ndarray:
+    """BEV picture (384, 384, 3) uint8 of a group: its plans (G, 8, 3) in the ego frame and the first
+    `shown` totals (G,) of `metric`, labelled g0, g1, ..."""
+    from envs.sim.bev import bev_rgb
+    from envs.sim.frame import frame_from_scene
+
+    scores = {f"g{g} {metric}": float(totals[g]) for g in range(min(shown, len(totals)))}
+    return bev_rgb(frame_from_scene(scene, 0), plans=np.asarray(plans, np.float32), scores=scores,
+                   title=f"{scene.scenario_type} {scene.token}")

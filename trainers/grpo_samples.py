@@ -184,25 +184,19 @@ def select_samples(samples: Samples, rows: Tensor, slots: Tensor) -> Samples:
                    chain=pick(samples.chain), step_logp=pick(samples.step_logp))
 
 
-def best_slots(candidates: Samples, rewards: Tensor, eligible: Tensor, keep: int,
-               filler: Samples) -> tuple[Samples, Tensor, Tensor]:
+def best_slots(candidates: Samples, rewards: Tensor, eligible: Tensor, keep: int) -> tuple[Samples, Tensor, Tensor]:
     """Up to `keep` eligible candidates per group, highest reward first (ties: lowest index).
 
-    candidates (B, N) with rewards, eligible (B, N); filler (B, keep) fills empty slots (any plans of
-    the right head: they are masked out). -> Samples (B, keep), rewards (B, keep) (0 where empty),
-    valid (B, keep) bool. The slots' `logp` is 0: injected samples are shaped, never ratioed.
+    candidates (B, N) with rewards, eligible (B, N), keep <= N -> Samples (B, keep), rewards (B, keep)
+    (0 where empty), valid (B, keep) bool. An empty slot holds an ineligible candidate, masked out by
+    `valid`. The slots' `logp` is 0: injected samples are shaped, never ratioed.
     """
+    if not 1 <= keep <= rewards.shape[1]:
+        raise ValueError(f"keep={keep}: must be in [1, {rewards.shape[1]}] (the candidates per group)")
     rows = torch.arange(rewards.shape[0])
     order = torch.where(eligible, rewards, -torch.inf).argsort(dim=1, descending=True, stable=True)[:, :keep]
     valid = eligible[rows[:, None], order]
-    chosen = select_samples(candidates, rows, order)
-
-    def pick(value: Tensor | None, fill: Tensor | None) -> Tensor | None:
-        return None if value is None else torch.where(valid.view(*valid.shape, *[1] * (value.ndim - 2)), value, fill)
-
-    slots = Samples(plans=pick(chosen.plans, filler.plans), logp=torch.zeros(valid.shape),
-                    tokens=pick(chosen.tokens, filler.tokens), chain=pick(chosen.chain, filler.chain),
-                    step_logp=pick(chosen.step_logp, filler.step_logp))
+    slots = replace(select_samples(candidates, rows, order), logp=torch.zeros(valid.shape))
     return slots, torch.where(valid, rewards[rows[:, None], order].double(), 0.0), valid
 
 

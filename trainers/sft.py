@@ -8,7 +8,10 @@ evaluated by closed-loop PDMS. The expert is the scene's logged human plan or PD
 
 Keys mirror `SFTConfig`: trainer knobs at the top level (`steps`, `lr`, `teacher`, ...), `env.*` the
 `NavsimConfig` (observation under `env.obs.*`), `agent.name` / `agent.kwargs.*` the agent, `run.*`
-seed, folder and resume. Unknown keys are errors. Runs go to `runs/sft__navsim__{seed}__{time}/`.
+seed, folder and resume. Unknown keys are errors. Runs go to `runs/sft__navsim__{seed}__{time}/`
+(config.yaml, TensorBoard events, scalars.jsonl, media/, checkpoints/, agent.pt at the end). The
+built-in splits are generated and cached on first use (all 10k navtrain scenes unless
+`max_train_scenes` is set). Ctrl-C stops after the current step and checkpoints.
 """
 
 from __future__ import annotations

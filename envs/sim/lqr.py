@@ -6,6 +6,7 @@ Reproduces `PDMSimulator.simulate_proposals` + `BatchLQRTracker` + `batch_lqr_ut
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -149,38 +150,61 @@ def fit_velocity_curvature_profiles(reference: Tensor, params: LQRParams) -> tup
     """
     batch = reference.shape[:-2]
     reference = reference.reshape(-1, *reference.shape[-2:])  # same kernels for any batch shape
+    # A plan's profiles do not depend on its batch (every step is per plan), so plans are fitted a few
+    # hundred at a time: the (plans, 2M, M) design matrices then stay in cache.
+    parts = [_fit_profiles(part, params) for part in reference.split(_FIT_CHUNK)]
+    velocity = torch.cat([v for v, _ in parts]) if len(parts) != 1 else parts[0][0]
+    curvature = torch.cat([c for _, c in parts]) if len(parts) != 1 else parts[0][1]
+    return velocity.reshape(batch + velocity.shape[-1:]), curvature.reshape(batch + curvature.shape[-1:])
+
+
+_FIT_CHUNK = 128
+"""Plans per least-squares batch in `fit_velocity_curvature_profiles` (cache-sized; results do not depend on it)."""
+
+
+@functools.lru_cache(maxsize=16)
+def _fit_constants(num_disp: int, dtype: torch.dtype, device: torch.device, params: LQRParams):
+    """Parts of both fits that depend only on M = N-1 and the parameters: the lower-triangular column mask
+    (M, M), the column scales (dt, dt², dt², ...) (M,), the jerk penalty (M, M) and the curvature
+    regulariser (M, M)."""
+    dt = params.dt
+    lower = torch.ones(num_disp, num_disp, dtype=torch.bool, device=device).tril()  # j <= i
+    scale = torch.full((num_disp,), dt**2, dtype=dtype, device=device)
+    scale[0] = dt
+    jerk = _difference_matrix(num_disp, dtype, device)  # (M-2, M), zero column for v0
+    jerk_penalty = params.jerk_penalty * (jerk.mT @ jerk)
+    regulariser = torch.full((num_disp,), params.curvature_rate_penalty, dtype=dtype, device=device)
+    regulariser[0] = params.initial_curvature_penalty
+    return lower, scale, jerk_penalty, torch.diag(regulariser)
+
+
+def _fit_profiles(reference: Tensor, params: LQRParams) -> tuple[Tensor, Tensor]:
+    """`fit_velocity_curvature_profiles` of reference (n, N, 3) -> velocity, curvature (n, N-1)."""
     dt = params.dt
     displacements = reference[..., 1:, :] - reference[..., :-1, :]  # (..., M, 3), M = N-1
     num_disp = displacements.shape[-2]
-    dtype, device = reference.dtype, reference.device
-    lower = torch.ones(num_disp, num_disp, dtype=torch.bool, device=device).tril()  # j <= i
+    lower, scale, jerk_penalty, curvature_penalty = _fit_constants(num_disp, reference.dtype, reference.device, params)
 
     # --- velocity / acceleration fit: displacement i = (v0·dt + dt²·sum_{j<i} a_j)·(cos, sin)(θ_i) ---
     headings = reference[..., :-1, 2]
     direction = torch.stack([torch.cos(headings), torch.sin(headings)], dim=-1)  # (..., M, 2)
-    # column 0 multiplies v0, column j >= 1 multiplies a_{j-1} and is active for rows i >= j
-    columns = torch.where(lower[:, None, :], direction[..., None] * dt**2, 0.0)  # (..., M, 2, M)
-    columns = torch.cat([direction[..., None] * dt, columns[..., 1:]], dim=-1)
+    # column 0 multiplies v0 (scale dt), column j >= 1 multiplies a_{j-1} (scale dt²) and is active for rows i >= j
+    columns = torch.where(lower[:, None, :], direction[..., None] * scale, 0.0)  # (..., M, 2, M)
     design = columns.reshape(*columns.shape[:-3], 2 * num_disp, num_disp)  # rows dx_0, dy_0, dx_1...
     observed = displacements[..., :2].reshape(*displacements.shape[:-2], 2 * num_disp)
-    jerk = _difference_matrix(num_disp, dtype, device)  # (M-2, M), zero column for v0
-    normal = design.mT @ design + params.jerk_penalty * (jerk.mT @ jerk)
+    normal = design.mT @ design + jerk_penalty
     solution = _solve(normal, design, observed)
     initial_velocity, accelerations = solution[..., 0], solution[..., 1:]
     velocity = _integrate(initial_velocity, accelerations, dt)  # (..., M)
 
     # --- curvature / curvature-rate fit: heading change i = v_i·dt·(kappa0 + dt·sum_{j<i} kdot_j) ---
     heading_changes = normalize_angle(displacements[..., 2])
-    speed_dt2 = velocity * dt**2
-    # column 0 multiplies kappa0, column j >= 1 multiplies kdot_{j-1} and is active for rows i >= j
-    design = torch.where(lower, speed_dt2[..., :, None], 0.0)
-    design = torch.cat([(velocity * dt)[..., None], design[..., 1:]], dim=-1)
-    regulariser = torch.full((num_disp,), params.curvature_rate_penalty, dtype=dtype, device=device)
-    regulariser[0] = params.initial_curvature_penalty
-    normal = design.mT @ design + torch.diag(regulariser)
+    # column 0 multiplies kappa0 (v_i·dt), column j >= 1 multiplies kdot_{j-1} (v_i·dt²), active for rows i >= j
+    design = torch.where(lower, velocity[..., :, None] * scale, 0.0)
+    normal = design.mT @ design + curvature_penalty
     solution = _solve(normal, design, heading_changes)
     curvature = _integrate(solution[..., 0], solution[..., 1:], dt)
-    return velocity.reshape(batch + velocity.shape[-1:]), curvature.reshape(batch + curvature.shape[-1:])
+    return velocity, curvature
 
 
 def _difference_matrix(num_disp: int, dtype, device) -> Tensor:

@@ -250,3 +250,48 @@ def test_injection_paths_fill_groups(train_scenes, eval_scenes, init_agent, tmp_
     assert 0.0 < metrics["losses/injected_grad_share"] < 1.0
     report = (tmp_path / "run" / "reports" / "step_00000001.txt").read_text()
     assert report.count("diagnosis :") == 3 and "planning :" in report
+
+
+@pytest.mark.parametrize("head, extra", [("vla_token", ()), ("vla_flow", ("step_discount=0.6",))])
+def test_vla_heads_take_a_step_with_feedback_and_negatives(head, extra, train_scenes, eval_scenes, tmp_path):
+    kwargs = {"cameras": (), "flow_steps": 3} if head == "vla_flow" else {"cameras": (), "codebook_size": 64}
+    init = tmp_path / "init.pt"
+    make_agent(head, **kwargs).save(init)
+    cfg = tiny(train_scenes, eval_scenes, tmp_path / "run", init, f"agent={head}", "steps=1", "batch_size=1",
+               "group_size=2", "fail_score=1.0", "refine.enabled=true", "refine.samples=1", "refine.above=0.0",
+               "negatives.per_group=1", "kl_coef=0.1", "drop_zero_variance=false", *extra)
+    metrics = train(cfg)["last_metrics"]
+    assert math.isfinite(metrics["losses/total"]) and metrics["rollout/injected_refine"] == 1.0
+    assert metrics["rollout/injected_negative"] == 1.0 and 0.0 < metrics["losses/injected_weight"] < 1.0
+    before, after = load_agent(init), load_agent(tmp_path / "run" / "agent.pt")
+    moved = [not torch.equal(a, b) for a, b in zip(before.parameters(), after.parameters())]
+    assert any(moved)
+
+
+def test_ctrl_c_finishes_the_step_and_saves(train_scenes, eval_scenes, init_agent, tmp_path, monkeypatch):
+    import os
+    import signal
+
+    from trainers import grpo
+    from trainers.common.checkpoint import latest_checkpoint
+
+    score = grpo.reward_from_scores
+
+    def interrupted(*args, **kwargs):          # Ctrl-C arrives while step 1 is being scored
+        monkeypatch.setattr(grpo, "reward_from_scores", score)
+        os.kill(os.getpid(), signal.SIGINT)
+        return score(*args, **kwargs)
+
+    monkeypatch.setattr(grpo, "reward_from_scores", interrupted)
+    result = train(tiny(train_scenes, eval_scenes, tmp_path / "run", init_agent, "steps=5"))
+    assert result["step"] == 1 and latest_checkpoint(tmp_path / "run").name == "step_00000001.pt"
+    assert not (tmp_path / "run" / "agent.pt").exists()
+
+
+def test_without_init_checkpoint_it_runs_its_own_sft(train_scenes, eval_scenes, tmp_path):
+    cfg = tiny(train_scenes, eval_scenes, tmp_path / "run", "null", "sft_steps=2", "steps=1", "+agent.kwargs.hidden=16")
+    assert cfg.init_checkpoint is None
+    train(cfg)
+    sft_agent = tmp_path / "run" / "sft" / "agent.pt"
+    assert sft_agent.is_file() and (tmp_path / "run" / "agent.pt").is_file()
+    assert str(sft_agent) in (tmp_path / "run" / "config.yaml").read_text()

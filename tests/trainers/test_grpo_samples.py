@@ -113,14 +113,15 @@ def test_offpolicy_samples_for_each_head():
 
 def test_best_slots_hand_worked():
     plans = torch.arange(3.0).view(1, 3, 1, 1).expand(1, 3, 8, 3)
-    candidates = Samples(plans=plans, logp=torch.zeros(1, 3))
-    filler = Samples(plans=torch.full((1, 3, 8, 3), -1.0), logp=torch.zeros(1, 3))
+    candidates = Samples(plans=plans, logp=torch.ones(1, 3))
     rewards = torch.tensor([[0.2, 0.9, 0.5]], dtype=torch.float64)
     eligible = torch.tensor([[True, False, True]])
-    slots, slot_rewards, valid = best_slots(candidates, rewards, eligible, 3, filler)
-    # eligible by reward: candidate 2 (0.5), then 0 (0.2); the third slot stays empty (filler, reward 0)
-    assert slots.plans[0, :, 0, 0].tolist() == [2.0, 0.0, -1.0]
+    slots, slot_rewards, valid = best_slots(candidates, rewards, eligible, 3)
+    # eligible by reward: candidate 2 (0.5), then 0 (0.2); the third slot holds the ineligible 1, masked
+    assert slots.plans[0, :, 0, 0].tolist() == [2.0, 0.0, 1.0] and slots.logp.tolist() == [[0.0, 0.0, 0.0]]
     assert slot_rewards.tolist() == [[0.5, 0.2, 0.0]] and valid.tolist() == [[True, True, False]]
+    with pytest.raises(ValueError, match="keep=4"):
+        best_slots(candidates, rewards, eligible, 4)
 
 
 def test_sample_plumbing():

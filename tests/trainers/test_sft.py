@@ -90,6 +90,26 @@ def test_epoch_sampler_covers_each_epoch_and_round_trips():
     assert other.next(4).tolist() == expected.tolist()
 
 
+def test_expert_data_blocks_and_teachers(train_scenes):
+    from agents import make_agent
+    from envs.navsim import NavsimConfig
+    from envs.navsim_obs import ObservationConfig
+    from envs.scene_file import load_scene
+
+    files = sorted(train_scenes.glob("*.json"))
+    human = sft.ExpertData(NavsimConfig(data="files"), str(train_scenes), None, make_agent("human"),
+                           ObservationConfig(cameras=()), block=4)
+    obs, expert = human.batch(np.array([5, 0, 5]))
+    assert sorted(human._blocks) == [0, 1] and obs["ego_status"].shape == (3, 4, 7) and expert.shape == (3, 8, 3)
+    for row, index in enumerate((5, 0, 5)):  # the logged human plans are already 8 poses at 0.5 s
+        np.testing.assert_allclose(expert[row].numpy(), load_scene(files[index]).human_trajectory.poses, atol=1e-5)
+
+    pdm = sft.ExpertData(NavsimConfig(data="files"), str(train_scenes), 1, make_agent("pdm_closed"),
+                         ObservationConfig(cameras=()))
+    _, plan = pdm.batch(np.array([0]))
+    assert len(pdm) == 1 and torch.isfinite(plan).all() and (plan[0, 1:, 0] > plan[0, :-1, 0]).all()  # drives forward
+
+
 # --- training ---
 
 
@@ -184,3 +204,17 @@ def test_cli_entry_point_runs(train_scenes, eval_scenes, tmp_path):
     done = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert latest_checkpoint(tmp_path).name == "step_00000002.pt" and "score/pdms" in read_scalars(tmp_path)[2]
+
+
+@pytest.mark.slow
+def test_imitation_on_navmini_raises_held_out_pdms(tmp_path):
+    # navmini (64 scenes, every family) -> the first 16 navtest scenes, scored against PDM-Closed
+    cfg = config(
+        "agent=ego_mlp", "env.obs.cameras=[]", "device=cpu", "train_split=navmini", "eval_split=navtest",
+        "eval_scenes=16", "steps=400", "batch_size=64", "lr=1e-3", "eval_every=400", "log_every=1",
+        "eval_images=0", "progress=false", f"run.dir={tmp_path}",
+    )
+    result = train(cfg)
+    scalars = read_scalars(tmp_path)
+    assert scalars[400]["losses/imitation"] < 0.5 * scalars[1]["losses/imitation"]
+    assert result["last_eval"]["pdms"] > result["first_eval"]["pdms"] + 0.1

@@ -44,6 +44,7 @@ def test_human_replay_scores_one_on_scenes_referenced_by_their_human(train_scene
         assert scores[key] == pytest.approx(1.0, abs=1e-6), key
 
 
+@pytest.mark.filterwarnings("ignore:.*out of date:DeprecationWarning")  # gymnasium: v1 next to v2
 def test_scores_equal_the_vector_env_rewards(train_scenes):
     agent = make_agent("constant_velocity")
     evaluation = Evaluation(NavsimConfig(**FILES), str(train_scenes), num_scenes=6, batch_size=4)

@@ -1,0 +1,79 @@
+"""Time of one GRPO step split into env (scene draw, observations, metric cache), sampling (the policy),
+simulation + scoring (tracking, every sub-metric, diagnoses, PDM-Closed labels) and update (log-probs,
+backward, optimizer), from `trainers.grpo.train`'s own per-step clocks.
+
+    python benchmarks/grpo_step.py [--agent ego_mlp|vla_token|vla_flow] [--batch 8] [--group 8] [--steps 3]
+                                   [--split navmini] [--device cpu] [--cameras] [--refine] [--negatives 1]
+                                   [--recovery 0.25] [--threads 2]
+
+Prints markdown rows (what, device, batch, figure, unit): mean seconds per step of each phase over
+--steps steps after one warm-up step (the warm-up also builds the scene caches). Random start weights
+(no SFT), built-in split scenes, no evaluation; CUDA is synchronised before each clock read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from agents import make_agent
+from envs.navsim import NavsimConfig
+from envs.navsim_obs import ObservationConfig
+from trainers.common.logging import read_scalars
+from trainers.grpo import GRPOConfig, RefineConfig, train
+from trainers.grpo_samples import NegativeConfig, RecoveryConfig
+from trainers.sft import AgentSpec, RunConfig
+
+PHASES = ("env", "sampling", "scoring", "update")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--agent", default="vla_token", choices=("ego_mlp", "vla_token", "vla_flow"))
+    parser.add_argument("--batch", type=int, default=8, help="B scenes per step")
+    parser.add_argument("--group", type=int, default=8, help="G samples per scene")
+    parser.add_argument("--steps", type=int, default=3, help="timed steps (after one warm-up step)")
+    parser.add_argument("--split", default="navmini")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--cameras", action="store_true", help="VLA: read the 3 front cameras (default: text only)")
+    parser.add_argument("--refine", action="store_true", help="feedback-guided refinement of all-failed groups")
+    parser.add_argument("--negatives", type=int, default=0, help="negative slots per group")
+    parser.add_argument("--recovery", type=float, default=0.0, help="recovery groups per env scene")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch CPU threads")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    cameras = ("cam_l0", "cam_f0", "cam_r0") if args.cameras else ()
+    kwargs = {} if args.agent == "ego_mlp" else {"cameras": cameras}
+    with tempfile.TemporaryDirectory() as folder:
+        init = Path(folder) / "init.pt"
+        make_agent(args.agent, **kwargs).save(init)
+        cfg = GRPOConfig(
+            env=NavsimConfig(obs=ObservationConfig(cameras=cameras)), agent=AgentSpec(args.agent),
+            run=RunConfig(dir=str(Path(folder) / "run")), device=args.device, init_checkpoint=str(init),
+            train_split=args.split, max_train_scenes=None, batch_size=args.batch, group_size=args.group,
+            refine=RefineConfig(enabled=args.refine), negatives=NegativeConfig(per_group=args.negatives),
+            recovery=RecoveryConfig(rate=args.recovery), steps=args.steps + 1, eval_every=0, image_every=0,
+            ckpt_every=args.steps + 1, progress=False)
+        train(cfg)
+        scalars = read_scalars(cfg.run.dir)
+    timed = [scalars[step] for step in range(2, args.steps + 2)]
+    device = torch.device(args.device)
+    label = f"{device.type}" + (f" ({args.threads} threads)" if device.type == "cpu" else "")
+    extras = [name for name, on in (("refine", args.refine), (f"neg {args.negatives}", args.negatives),
+                                    (f"rec {args.recovery}", args.recovery)) if on]
+    what = f"GRPO step {args.agent}{' cams' if args.cameras else ''} G={args.group}" + (f" ({', '.join(extras)})" if extras else "")
+    print("| what | device | batch | figure | unit |")
+    print("|---|---|---|---|---|")
+    for phase in PHASES:
+        seconds = float(np.mean([row[f"charts/time_{phase}"] for row in timed]))
+        print(f"| {what}: {phase} | {label} | {args.batch} | {seconds:.3f} | s/step |")
+    total = float(np.mean([sum(row[f"charts/time_{p}"] for p in PHASES) for row in timed]))
+    print(f"| {what}: total | {label} | {args.batch} | {total:.3f} | s/step |")
+
+
+if __name__ == "__main__":
+    main()
