@@ -226,6 +226,8 @@ class GRPOConfig:
             raise ValueError(f"clip_eps_high={self.clip_eps_high!r}: must be >= 0 or None")
         if self.max_train_scenes is not None and self.max_train_scenes < 1:
             raise ValueError(f"max_train_scenes={self.max_train_scenes}: must be >= 1 or None")
+        if self.negatives.per_group > self.group_size:
+            raise ValueError(f"negatives.per_group={self.negatives.per_group}: at most group_size={self.group_size} (one per sample)")
         if self.device != "auto":
             torch.device(self.device)
 

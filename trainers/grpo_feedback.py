@@ -18,12 +18,11 @@ from envs.metrics.drivable_area import drivable_area_compliance
 from envs.metrics.ego_areas import ego_areas, ego_footprint
 from envs.metrics.lane_keeping import lane_keeping
 from envs.metrics.result import MetricResult
-from envs.metrics.scorer import Metric, PreparedScenes, _expand, _simulate, score_poses, score_rows
+from envs.metrics.scorer import Metric, PreparedScenes, score_poses, score_rows
 from envs.metrics.traffic_light import traffic_light_compliance
 from envs.metrics.ttc import time_to_collision
 from envs.sim.geometry import polyline_distance, polyline_interpolate, polyline_project
-from envs.sim.scene import HORIZON_S, STEP_S, AgentType, Scene
-from envs.sim.trajectory import plan_to_reference
+from envs.sim.scene import STEP_S, AgentType, Scene
 
 LOCATED_METRICS = ("nc", "ttc", "tlc", "dac", "ddc", "lk")
 """Sub-metrics with a first failing step (and for NC / TTC / TLC an object), in report order."""
@@ -110,19 +109,16 @@ def signed_offset(points: Tensor, line: Tensor, valid: Tensor) -> Tensor:
     return torch.where(cross < 0, -distance, distance)
 
 
-def metric_details(prep: PreparedScenes, poses: Tensor, interval: float) -> tuple[dict[str, MetricResult], object]:
-    """MetricResults (value, first failing step, responsible object) of the located sub-metrics for
-    plans (B, P, H, 3), and the simulated ego states (B, P, 41). Computed the way the scorer does
-    (`scorer._per_proposal_scores`), keeping `step` and `agent` that the scorer drops."""
-    poses = poses.to(device=prep.device, dtype=torch.float64)
-    reference = plan_to_reference(poses, interval, prep.origin[:, None], horizon=HORIZON_S, dt=STEP_S)
-    states = _simulate(reference, _expand(prep.initial, poses.shape[1]), prep.scenes)
+def metric_details(prep: PreparedScenes, states) -> dict[str, MetricResult]:
+    """MetricResults (value, first failing step, responsible object) of the located sub-metrics from
+    the simulated ego states (B, P, 41) of plans, computed the way the scorer does
+    (`scorer._per_proposal_scores`), keeping the `step` and `agent` that the scorer drops."""
     vehicle = prep.scenes[0].vehicle
     version = "v2" if prep.config.metric is Metric.EPDMS else "v1"
     corners, center = ego_footprint(states.pose, vehicle)
     areas = ego_areas(states.pose, vehicle, prep.map_ctx)
     obs = prep.observation
-    results = {
+    return {
         "nc": no_at_fault_collision(states.pose, states.speed, corners, areas, obs, vehicle),
         "ttc": time_to_collision(states.pose, states.speed, corners, areas, obs, vehicle, version),
         "tlc": traffic_light_compliance(corners, obs),
@@ -130,13 +126,13 @@ def metric_details(prep: PreparedScenes, poses: Tensor, interval: float) -> tupl
         "ddc": driving_direction_compliance(center, areas, version),
         "lk": lane_keeping(center, areas, prep.map_ctx),
     }
-    return results, states
 
 
 def diagnose_plans(prep: PreparedScenes, poses: Tensor, interval: float = 0.5) -> list[list[PlanDiagnosis]]:
     """Diagnose plans (B, P, H, 3) in each scene's ego frame -> B lists of P `PlanDiagnosis`."""
-    results, states = metric_details(prep, poses, interval)
-    rows = score_rows(score_poses(prep, poses, interval))
+    scored = score_poses(prep, poses, interval)
+    states, rows = scored.states, score_rows(scored)
+    results = metric_details(prep, states)
     vehicle = prep.scenes[0].vehicle
     _, center = ego_footprint(states.pose, vehicle)                                  # (B, P, T, 2)
     batch, plans, steps = center.shape[:3]

@@ -51,7 +51,6 @@ class RecoveryConfig:
             raise ValueError(f"recovery.rate={self.rate}, lateral={self.lateral}, heading={self.heading}: need rate in [0, 1], offsets >= 0")
 
 
-
 def perturb_plans(plans: Tensor, lateral: Tensor, stretch: Tensor) -> Tensor:
     """Deterministic plan perturbation: plans (B, G, H, 3), lateral (B, G) [m], stretch (B, G) -> (B, G, H, 3).
 

@@ -47,7 +47,7 @@ from trainers.common.logging import RunLogger, run_name
 from trainers.common.rollout import Evaluation, agent_obs_config, select_obs
 from trainers.reward_model import (
     SUBSCORES, RewardDataset, RewardModelConfig, RewardWorldModel, SceneEncoder, SceneFeatures, fit_reward_model,
-    predicted_score, scene_features, subscore_errors,
+    predicted_score, ranking_accuracy, scene_features, subscore_errors,
 )
 from trainers.sft import AgentSpec, Resume, RunConfig, Teacher, config_to_dict, resolve_device
 
@@ -427,18 +427,16 @@ def train(cfg: PPOConfig) -> dict[str, Any]:
                     value = critic(scene)
                     predicted = rwm.predict(scene, samples.plans)
                 plans = samples.plans.detach().cpu().numpy()
-                labels = None
+                table = None
                 if t < stages - 1:      # the env tracks the plan to build the next stage and scores it on the way
                     next_obs, _, _, _, info = vec.step(plans[:, 0])
-                    labels = np.stack([info[k] for k in SUBSCORES], -1)[:, None]
-                    counters["scorer_plans"] += cfg.num_envs
+                    table = {k: info[k][:, None] for k in (*SUBSCORES, metric.value)}
                 elif is_correction:
-                    _, table = vec.unwrapped.score_group(plans)
-                    labels = np.stack([table[k] for k in SUBSCORES], -1)
-                    counters["scorer_plans"] += cfg.num_envs * group
-                if labels is not None:
-                    labels = torch.as_tensor(labels, dtype=torch.float32, device=device)
-                score = predicted_score(labels if labels is not None else predicted, metric).float()
+                    table = vec.unwrapped.score_group(plans)[1]
+                labels = None if table is None else torch.as_tensor(np.stack([table[k] for k in SUBSCORES], -1), device=device).float()
+                score = (predicted_score(predicted, metric) if table is None
+                         else torch.as_tensor(table[metric.value], device=device)).float()      # the scorer's own total
+                counters["scorer_plans"] += 0 if table is None else table[metric.value].size
                 rollout.append(Stage(obs, scene, samples, logp_old, value, score, labels, predicted))
                 if t < stages - 1:
                     obs = next_obs
@@ -452,6 +450,7 @@ def train(cfg: PPOConfig) -> dict[str, Any]:
                 errors = subscore_errors(predicted, labels)
                 metrics.update({f"losses/rwm_val_{k}": float(e) for k, e in zip(SUBSCORES, errors)})
                 metrics["losses/rwm_val_total"] = float((predicted_score(predicted, metric) - predicted_score(labels, metric)).abs().mean())
+                metrics["losses/rwm_val_rank"] = ranking_accuracy(predicted_score(scored[-1].predicted, metric), scored[-1].score)
             for s in scored:
                 dataset.add(s.scene, s.samples.plans, s.labels)
             if is_correction:
@@ -497,6 +496,10 @@ def train(cfg: PPOConfig) -> dict[str, Any]:
                         adv_batch = (adv_batch - adv_batch.mean()) / (adv_batch.std() + 1e-8)
                     terms = ppo_loss(torch.cat(new), torch.cat(old), adv_batch, torch.cat(val), torch.cat(ret).to(device),
                                      cfg.clip_range, cfg.vf_coef, cfg.ent_coef if entropy is not None else 0.0, entropy)
+                    if cfg.target_kl is not None and float(terms.approx_kl) > 1.5 * cfg.target_kl:
+                        stats.setdefault("approx_kl", []).append(float(terms.approx_kl))
+                        stop_epochs = True      # SB3: the update that would overshoot is not taken
+                        break
                     loss = terms.total
                     imitation = torch.zeros((), device=device)
                     if expert_plans is not None and imitation_rows is not None:
@@ -512,12 +515,9 @@ def train(cfg: PPOConfig) -> dict[str, Any]:
                                        ("approx_kl", terms.approx_kl), ("clip_fraction", terms.clip_fraction),
                                        ("imitation", imitation), ("total", loss), ("grad_norm", grad_norm)):
                         stats.setdefault(key, []).append(float(value.detach()))
-                    if cfg.target_kl is not None and float(terms.approx_kl) > 1.5 * cfg.target_kl:
-                        stop_epochs = True
-                        break
-                epochs_done += 1
                 if stop_epochs:
                     break
+                epochs_done += 1
             step += 1
             bar.update(1)
 

@@ -136,6 +136,23 @@ def subscore_errors(predicted: Tensor, labels: Tensor) -> Tensor:
     return (predicted - labels).abs().reshape(-1, len(SUBSCORES)).mean(0)
 
 
+def ranking_accuracy(predicted: Tensor, target: Tensor) -> float:
+    """Share of plan pairs of the same scene that `predicted` (B, G) orders like `target` (B, G);
+    pairs with equal targets are skipped, equal predictions count 1/2; NaN when no pair differs.
+
+    What a reward model must get right for group- or batch-normalised advantages: the order within
+    a scene, not the absolute score."""
+    if predicted.shape != target.shape or predicted.ndim != 2:
+        raise ValueError(f"predicted.shape={tuple(predicted.shape)}, target.shape={tuple(target.shape)}: expected equal (B, G)")
+    target_sign = torch.sign(target[:, :, None] - target[:, None, :])
+    predicted_sign = torch.sign(predicted[:, :, None] - predicted[:, None, :])
+    counted = target_sign != 0
+    if not bool(counted.any()):
+        return float("nan")
+    agreement = torch.where(predicted_sign == 0, 0.5, (predicted_sign == target_sign).to(predicted.dtype))
+    return float(agreement[counted].mean())
+
+
 # --- networks ---------------------------------------------------------------------------------------
 
 

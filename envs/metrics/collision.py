@@ -45,21 +45,51 @@ def relative_angle(pose: Tensor, point: Tensor) -> Tensor:
     return torch.arccos(torch.cos(heading) * (dx / norm) + torch.sin(heading) * (dy / norm))
 
 
-def near_pairs(ego_corners: Tensor, vehicle: VehicleParams, obj_corners: Tensor, candidate: Tensor) -> Tensor:
-    """Rows (K, 4) int64 (b, p, s, a), ordered, of boxes whose circumscribed circles meet.
+def bounding_circles(corners: Tensor) -> tuple[Tensor, Tensor]:
+    """Circles around boxes (..., 4, 2) [m]: centre = mean of the corners (..., 2), radius = farthest corner (...)."""
+    center = (corners[..., 0, :] + corners[..., 1, :] + corners[..., 2, :] + corners[..., 3, :]) / 4
+    to_corner = corners - center[..., None, :]
+    radius = torch.sqrt(to_corner[..., 0] * to_corner[..., 0] + to_corner[..., 1] * to_corner[..., 1]).amax(dim=-1)
+    return center, radius
 
-    ego_corners (B, P, S, 4, 2) ego boxes of `vehicle` size and obj_corners (B, S, A, 4, 2) object
-    boxes [m] at the same step index s; candidate (B, P, S, A) bool (broadcastable) limits the search
-    (object present, ego moving...).
+
+def near_pairs(ego_center: Tensor, ego_radius: float, obj_center: Tensor, obj_radius: Tensor, candidate: Tensor,
+               ego_valid: Tensor | None = None) -> Tensor:
+    """Rows (K, 4) int64 (b, p, s, a), ordered, of ego and object circles that meet (within 1 um).
+
+    ego_center (B, P, S, 2) [m] with one radius [m] for every ego box; obj_center (B, S, A, 2) and
+    obj_radius (B, S, A) [m] at the same step index s (see `bounding_circles`); candidate (B, P, S, A)
+    bool (broadcastable) and, if given, ego_valid (B, P, S) bool limit the search (object present, ego
+    moving...). Objects far from every candidate ego centre of their scene and step are dropped first,
+    so the proposals are only compared with the few objects near them.
     """
-    ego_center = ego_corners.mean(dim=-2)  # (B, P, S, 2)
-    obj_center = obj_corners.mean(dim=-2)  # (B, S, A, 2)
-    to_corner = obj_corners - obj_center[..., None, :]
-    obj_radius = torch.sqrt((to_corner * to_corner).sum(dim=-1)).amax(dim=-1)  # (B, S, A)
-    dx = ego_center[..., None, 0] - obj_center[:, None, ..., 0]  # (B, P, S, A)
-    dy = ego_center[..., None, 1] - obj_center[:, None, ..., 1]
-    reach = math.hypot(vehicle.length, vehicle.width) / 2 + obj_radius[:, None] + _MARGIN
-    return torch.nonzero(candidate & (dx * dx + dy * dy <= reach * reach))
+    num_scenes, num_proposals, num_steps = ego_center.shape[:3]
+    num_agents = obj_center.shape[2]
+    reach = ego_radius + obj_radius + _MARGIN  # (B, S, A)
+    candidate = candidate.expand(num_scenes, -1, num_steps, num_agents)
+
+    # objects near the bounding box of the (valid) ego centres of their scene and step: the distance to
+    # the box is at most the distance to any centre inside it, also after rounding
+    if ego_valid is None:
+        low, high = ego_center.amin(dim=1), ego_center.amax(dim=1)  # (B, S, 2)
+    else:
+        low = torch.where(ego_valid[..., None], ego_center, math.inf).amin(dim=1)
+        high = torch.where(ego_valid[..., None], ego_center, -math.inf).amax(dim=1)
+    some_candidate = candidate.any(dim=1) if candidate.shape[1] > 1 else candidate[:, 0]
+    gap = torch.maximum((low[:, :, None] - obj_center).clamp(min=0), (obj_center - high[:, :, None]).clamp(min=0))
+    near_box = gap[..., 0] * gap[..., 0] + gap[..., 1] * gap[..., 1] <= reach * reach
+    b, s, a = torch.nonzero(near_box & some_candidate).unbind(dim=-1)
+
+    # each of those objects against every proposal of its scene and step
+    dx = ego_center[b, :, s, 0] - obj_center[b, s, a, 0][:, None]  # (K1, P)
+    dy = ego_center[b, :, s, 1] - obj_center[b, s, a, 1][:, None]
+    close = (dx * dx + dy * dy <= (reach[b, s, a] * reach[b, s, a])[:, None]) & candidate[b, :, s, a]
+    if ego_valid is not None:
+        close &= ego_valid[b, :, s]
+    k, p = torch.nonzero(close).unbind(dim=-1)
+    rows = torch.stack([b[k], p, s[k], a[k]], dim=-1)
+    key = ((rows[:, 0] * num_proposals + rows[:, 1]) * num_steps + rows[:, 2]) * num_agents + rows[:, 3]
+    return rows[key.argsort()]
 
 
 def first_contacts(order: Tensor, object_key: Tensor, num_keys: int, ego_boxes: Tensor, obj_boxes: Tensor) -> Tensor:
@@ -126,7 +156,10 @@ def no_at_fault_collision(
     num_agents = obs.valid.shape[2]
 
     obj_corners = obs.corners[:, :num_steps]
-    rows = near_pairs(corners, vehicle, obj_corners, obs.valid[:, None, :num_steps])
+    ego_center, _ = bounding_circles(corners)
+    obj_center, obj_radius = bounding_circles(obj_corners)
+    ego_radius = math.hypot(vehicle.length, vehicle.width) / 2
+    rows = near_pairs(ego_center, ego_radius, obj_center, obj_radius, obs.valid[:, None, :num_steps])
     b, p, t, a = rows.unbind(dim=-1)
     key = (b * num_proposals + p) * num_agents + a
     first = first_contacts(t, key, num_scenes * num_proposals * num_agents, corners[b, p, t], obj_corners[b, t, a])

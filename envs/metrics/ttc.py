@@ -16,6 +16,7 @@ from torch import Tensor
 from envs.metrics.collision import (
     BEHIND_ANGLE,
     blame_result,
+    bounding_circles,
     check_inputs,
     first_contacts,
     near_pairs,
@@ -67,18 +68,23 @@ def time_to_collision(
     # NAVSIM shifts the corners by (cos h * v, sin h * v) * (offset * 0.1 s), with the Python float product
     shifts = torch.tensor([offset * STEP_S for offset in PROJECTION_STEPS], dtype=pose.dtype, device=pose.device)
 
+    # circles around the ego boxes (pushed ahead like the boxes) and the objects, for the near-pair search
+    ego_center, _ = bounding_circles(corners)
+    ego_radius = math.hypot(vehicle.length, vehicle.width) / 2
+    obj_center, obj_radius = bounding_circles(obs.corners)
     found = []  # per offset: rows (b, p, t, a, k), ego boxes, object boxes
     for k, offset in enumerate(PROJECTION_STEPS):
         count = min(num_checked, obs.num_steps - offset)
         if count <= 0:
             continue
-        ego_boxes = corners[:, :, :count] + velocity[:, :, :count, None, :] * shifts[k]
-        obj_boxes = obs.corners[:, offset : offset + count]
-        candidate = obs.valid[:, None, offset : offset + count] & moving[:, :, :count, None]
-        rows = near_pairs(ego_boxes, vehicle, obj_boxes, candidate)
+        shift = velocity[:, :, :count] * shifts[k]
+        window = slice(offset, offset + count)
+        rows = near_pairs(ego_center[:, :, :count] + shift, ego_radius, obj_center[:, window], obj_radius[:, window],
+                          obs.valid[:, None, window], ego_valid=moving[:, :, :count])
         b, p, t, a = rows.unbind(dim=-1)
+        ego_boxes = corners[b, p, t] + shift[b, p, t, None, :]
         rows = torch.cat([rows, torch.full_like(rows[:, :1], k)], dim=-1)
-        found.append((rows, ego_boxes[b, p, t], obj_boxes[b, t, a]))
+        found.append((rows, ego_boxes, obs.corners[b, t + offset, a]))
     if not found:  # v2 with T <= 9: NAVSIM's loop is empty
         nothing = torch.zeros((0, 4), dtype=torch.int64, device=pose.device)
         return blame_result(nothing, nothing[:, 0].to(torch.float64), num_scenes, num_proposals, num_agents)

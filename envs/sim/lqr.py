@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -112,12 +112,11 @@ def lqr_track(
     )
 
     velocity_profile, curvature_profile = fit_velocity_curvature_profiles(reference, params)
+    targets = _TrackingTargets.build(reference, velocity_profile, curvature_profile, params)
     sim_dt = params.simulation_dt
     states = [state]
     for k in range(num_poses - 1):
-        accel_cmd, steering_rate_cmd = _tracker_commands(
-            k, state, reference, velocity_profile, curvature_profile, vehicle, params
-        )
+        accel_cmd, steering_rate_cmd = _tracker_commands(k, state, targets, vehicle, params)
         state = bicycle_step(state, accel_cmd[..., None], steering_rate_cmd[..., None], vehicle, sim_dt)
         states.append(state)
     simulated = EgoStates.cat(states)
@@ -158,24 +157,25 @@ def fit_velocity_curvature_profiles(reference: Tensor, params: LQRParams) -> tup
     return velocity.reshape(batch + velocity.shape[-1:]), curvature.reshape(batch + curvature.shape[-1:])
 
 
-_FIT_CHUNK = 128
+_FIT_CHUNK = 64
 """Plans per least-squares batch in `fit_velocity_curvature_profiles` (cache-sized; results do not depend on it)."""
 
 
 @functools.lru_cache(maxsize=16)
 def _fit_constants(num_disp: int, dtype: torch.dtype, device: torch.device, params: LQRParams):
     """Parts of both fits that depend only on M = N-1 and the parameters: the lower-triangular column mask
-    (M, M), the column scales (dt, dt², dt², ...) (M,), the jerk penalty (M, M) and the curvature
+    (M, M) and its copy for the interleaved x / y rows (M, 2, M), the column scales (dt, dt², dt², ...) (M,), the jerk penalty (M, M) and the curvature
     regulariser (M, M)."""
     dt = params.dt
     lower = torch.ones(num_disp, num_disp, dtype=torch.bool, device=device).tril()  # j <= i
+    lower_xy = lower[:, None, :].expand(num_disp, 2, num_disp).contiguous()  # rows (i, x / y), column j
     scale = torch.full((num_disp,), dt**2, dtype=dtype, device=device)
     scale[0] = dt
     jerk = _difference_matrix(num_disp, dtype, device)  # (M-2, M), zero column for v0
     jerk_penalty = params.jerk_penalty * (jerk.mT @ jerk)
     regulariser = torch.full((num_disp,), params.curvature_rate_penalty, dtype=dtype, device=device)
     regulariser[0] = params.initial_curvature_penalty
-    return lower, scale, jerk_penalty, torch.diag(regulariser)
+    return lower, lower_xy, scale, jerk_penalty, torch.diag(regulariser)
 
 
 def _fit_profiles(reference: Tensor, params: LQRParams) -> tuple[Tensor, Tensor]:
@@ -183,13 +183,13 @@ def _fit_profiles(reference: Tensor, params: LQRParams) -> tuple[Tensor, Tensor]
     dt = params.dt
     displacements = reference[..., 1:, :] - reference[..., :-1, :]  # (..., M, 3), M = N-1
     num_disp = displacements.shape[-2]
-    lower, scale, jerk_penalty, curvature_penalty = _fit_constants(num_disp, reference.dtype, reference.device, params)
+    lower, lower_xy, scale, jerk_penalty, curvature_penalty = _fit_constants(num_disp, reference.dtype, reference.device, params)
 
     # --- velocity / acceleration fit: displacement i = (v0·dt + dt²·sum_{j<i} a_j)·(cos, sin)(θ_i) ---
     headings = reference[..., :-1, 2]
     direction = torch.stack([torch.cos(headings), torch.sin(headings)], dim=-1)  # (..., M, 2)
     # column 0 multiplies v0 (scale dt), column j >= 1 multiplies a_{j-1} (scale dt²) and is active for rows i >= j
-    columns = torch.where(lower[:, None, :], direction[..., None] * scale, 0.0)  # (..., M, 2, M)
+    columns = torch.where(lower_xy, direction[..., None] * scale, 0.0)  # (..., M, 2, M)
     design = columns.reshape(*columns.shape[:-3], 2 * num_disp, num_disp)  # rows dx_0, dy_0, dx_1...
     observed = displacements[..., :2].reshape(*displacements.shape[:-2], 2 * num_disp)
     normal = design.mT @ design + jerk_penalty
@@ -249,18 +249,42 @@ def _integrate(initial: Tensor, derivatives: Tensor, dt: float) -> Tensor:
     return initial[..., None] + torch.nn.functional.pad(steps, (1, 0))
 
 
+@dataclass(frozen=True)
+class _TrackingTargets:
+    """What the tracker reads at each step k, gathered once, step-major so that a step is one contiguous row."""
+
+    x: Tensor = field(metadata={"dims": "N n"})          # [m] reference pose
+    y: Tensor = field(metadata={"dims": "N n"})          # [m]
+    heading: Tensor = field(metadata={"dims": "N n"})    # [rad]
+    sin: Tensor = field(metadata={"dims": "N n"})        # sin(heading)
+    cos: Tensor = field(metadata={"dims": "N n"})        # cos(heading)
+    speed: Tensor = field(metadata={"dims": "N-1 n"})    # [m/s] velocity profile at the lookahead min(k + H, last)
+    curvature: Tensor = field(metadata={"dims": "N-1 n H"})   # [1/m] profile over the lookahead, padded with its end
+
+    @classmethod
+    def build(cls, reference: Tensor, velocity_profile: Tensor, curvature_profile: Tensor,
+              params: LQRParams) -> _TrackingTargets:
+        """From reference (n, N, 3) and profiles (n, N-1)."""
+        horizon, last = params.tracking_horizon, velocity_profile.shape[-1] - 1
+        steps = torch.arange(velocity_profile.shape[-1], device=reference.device)
+        lookahead = torch.clamp(steps + horizon, max=last)
+        window = torch.clamp(steps[:, None] + torch.arange(horizon, device=reference.device), max=last)  # (N-1, H)
+        x, y, heading = reference.permute(2, 1, 0).contiguous()
+        return cls(x, y, heading, torch.sin(heading), torch.cos(heading),
+                   velocity_profile[:, lookahead].T.contiguous(),
+                   curvature_profile[:, window].permute(1, 0, 2).contiguous())
+
+
 def _tracker_commands(
     k: int,
     state: EgoStates,
-    reference: Tensor,
-    velocity_profile: Tensor,
-    curvature_profile: Tensor,
+    targets: _TrackingTargets,
     vehicle: VehicleParams,
     params: LQRParams,
 ) -> tuple[Tensor, Tensor]:
-    """Acceleration [m/s²] and steering-rate [rad/s] commands (...,) at step k (`track_trajectory`).
+    """Acceleration [m/s²] and steering-rate [rad/s] commands (n,) at step k (`track_trajectory`).
 
-    state: EgoStates (..., 1) at step k; reference (..., N, 3); profiles (..., N-1).
+    state: EgoStates (n, 1) at step k.
     """
     horizon, dt = params.tracking_horizon, params.dt
     x, y, heading = state.pose[..., 0, :].unbind(-1)
@@ -268,18 +292,13 @@ def _tracker_commands(
     steer = state.steering_angle[..., 0]
 
     # --- errors relative to reference pose k, in the reference's Frenet frame ---
-    ref_x, ref_y, ref_heading = reference[..., k, :].unbind(-1)
-    x_error, y_error = x - ref_x, y - ref_y
-    lateral_error = -x_error * torch.sin(ref_heading) + y_error * torch.cos(ref_heading)
-    heading_error = normalize_angle(heading - ref_heading)
+    x_error, y_error = x - targets.x[k], y - targets.y[k]
+    lateral_error = -x_error * targets.sin[k] + y_error * targets.cos[k]
+    heading_error = normalize_angle(heading - targets.heading[k])
 
     # --- references: speed at the lookahead, curvature over the window (padded with its end) ---
-    last = velocity_profile.shape[-1] - 1
-    reference_index = min(k + horizon, last)
-    reference_speed = velocity_profile[..., reference_index]
-    window = curvature_profile[..., k:reference_index]
-    pad = curvature_profile[..., reference_index : reference_index + 1]
-    curvature = torch.cat([window, pad.expand(*pad.shape[:-1], horizon - window.shape[-1])], dim=-1)
+    reference_speed = targets.speed[k]
+    curvature = targets.curvature[k]
 
     # --- stopping P controller (replaces both LQRs when ego and reference are slow) ---
     is_stopping = (reference_speed <= params.stopping_velocity) & (speed <= params.stopping_velocity)
@@ -294,8 +313,7 @@ def _tracker_commands(
     # --- lateral LQR over the lookahead, linearised about speeds v + a·dt·j ---
     speeds = _integrate(speed, lqr_accel[..., None].expand(*lqr_accel.shape, horizon), dt)[..., :horizon]
     steering_rate = _lateral_lqr(lateral_error, heading_error, steer, speeds, curvature, vehicle, params)
-    steering_rate = torch.where(is_stopping, torch.zeros_like(steering_rate), steering_rate)
-    return accel, steering_rate
+    return accel, torch.where(is_stopping, 0.0, steering_rate)
 
 
 def _lateral_lqr(
@@ -317,25 +335,23 @@ def _lateral_lqr(
     """
     dt = params.dt
     a = speeds * dt  # M_j[0, 1]
-    b = speeds * dt / vehicle.wheel_base  # M_j[1, 2]
+    b = a / vehicle.wheel_base  # M_j[1, 2]
     c = -speeds * curvature * dt  # g_j[1]
 
-    def exclusive(values: Tensor) -> tuple[Tensor, Tensor]:
-        """Running sums (..., H) before each step j (0 at j = 0), and the total (...,) after the last."""
-        running = torch.cumsum(values, dim=-1)
-        return torch.nn.functional.pad(running[..., :-1], (1, 0)), running[..., -1]
+    def exclusive(running: Tensor) -> Tensor:
+        """Running sums (..., H) -> the sums before each step j (0 at j = 0)."""
+        return torch.nn.functional.pad(running[..., :-1], (1, 0))
 
-    # state matrix A = prod M_j = [[1, p, q], [0, 1, r], [0, 0, 1]]
-    r_before, r = exclusive(b)
-    _, p = exclusive(a)
-    _, q = exclusive(a * r_before)
-    # input matrix B: B2 += dt, B1 += b_j·B2, B0 += a_j·B1 (old values)
-    b2_before, b2 = exclusive(torch.full_like(a, dt))
-    b1_before, b1 = exclusive(b * b2_before)
-    _, b0 = exclusive(a * b1_before)
-    # affine term g: g1 += c_j, g0 += a_j·g1 (old value), g2 = 0
-    g1_before, g1 = exclusive(c)
-    _, g0 = exclusive(a * g1_before)
+    # Independent running sums share one cumsum (each row is still summed in order).
+    # state matrix A = prod M_j = [[1, p, q], [0, 1, r], [0, 0, 1]]; affine term g: g1 += c_j, g0 += a_j·g1
+    # (old value), g2 = 0; input matrix B: B2 += dt, B1 += b_j·B2, B0 += a_j·B1 (old values)
+    running_b, running_a, running_c = torch.cumsum(torch.stack([b, a, c]), dim=-1)
+    r_before, r, p = exclusive(running_b), running_b[..., -1], running_a[..., -1]
+    g1_before, g1 = exclusive(running_c), running_c[..., -1]
+    b2_before, b2 = _input_column(speeds.shape[-1], dt, speeds.dtype, speeds.device)
+    running_q, running_b1, running_g0 = torch.cumsum(torch.stack([a * r_before, b * b2_before, a * g1_before]), dim=-1)
+    q, b1_before, b1, g0 = running_q[..., -1], exclusive(running_b1), running_b1[..., -1], running_g0[..., -1]
+    b0 = torch.cumsum(a * b1_before, dim=-1)[..., -1]
 
     # zero-input prediction x̂ = A x0 + g, angle entries wrapped
     pred_lateral = lateral_error + p * heading_error + q * steer + g0
@@ -347,3 +363,10 @@ def _lateral_lqr(
     inverse = -1 / (bq0 * b0 + bq1 * b1 + bq2 * b2 + params.r_lateral)
     tail = bq0 * pred_lateral + bq1 * pred_heading + bq2 * pred_steer
     return inverse * tail
+
+
+@functools.lru_cache(maxsize=16)
+def _input_column(horizon: int, dt: float, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, float]:
+    """B2 of the lateral LQR: running sums of dt before each step (H,) and after the last (a float)."""
+    running = torch.cumsum(torch.full((horizon,), dt, dtype=dtype, device=device), dim=-1)
+    return torch.nn.functional.pad(running[:-1], (1, 0)), float(running[-1])

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from envs.sim.geometry import ray_crossing
 
-_CHUNK_PAIRS = {"cpu": 1 << 16, "cuda": 1 << 24}
+_CHUNK_PAIRS = {"cpu": 1 << 17, "cuda": 1 << 24}
 """Point-edge pairs evaluated at once: cache-sized on CPU, large on GPU to limit launches and syncs."""
 _FALLBACK_PAIRS = 1 << 20
 """Point-edge pairs of the brute-force map-frame test evaluated at once."""
@@ -94,14 +94,15 @@ class PolygonIndex:
     test involve only edges whose y-extent contains the point's y. Row R is a sentinel that never matches.
     """
 
-    row_bounds: Tensor = field(metadata={"dims": "4 R+1"})     # [m] y_min, y_max, x_min, x_max (index frame)
-    row_edge: Tensor = field(metadata={"dims": "R+1"})         # long edge of each row; E for the sentinel
-    row_polygon: Tensor = field(metadata={"dims": "R+1"})      # long slot of each row; 64 W for the sentinel
+    row_bounds: Tensor = field(metadata={"dims": "4 R"})       # [m] y_min, y_max, x_min, x_max (index frame)
+    row_edge: Tensor = field(metadata={"dims": "R"})           # long edge of each row; E for sentinels
+    row_polygon: Tensor = field(metadata={"dims": "R"})        # long slot of each row; 64 W for sentinels
     edges: Tensor = field(metadata={"dims": "E+1 4"})          # [m] x_start, y_start, x_end, y_end (index frame)
     map_edges: Tensor = field(metadata={"dims": "E+1 4"})      # [m] the same edges in map coordinates
     edge_polygon: Tensor = field(metadata={"dims": "E+1"})     # long slot of each edge
     scene_edges: Tensor = field(metadata={"dims": "B+1"})      # long: edges of scene b are [b]:[b + 1]
-    strip_first: Tensor = field(metadata={"dims": "B S+1"})    # long: rows of strip s are [b, s]:[b, s + 1]
+    strip_first: Tensor = field(metadata={"dims": "B S"})      # long: first row of strip s
+    strip_count: Tensor = field(metadata={"dims": "B S"})      # long: its rows (its places are the next power of 2)
     strip_origin: Tensor = field(metadata={"dims": "B"})       # [m] index-frame y of the bottom of strip 0
     num_strips: Tensor = field(metadata={"dims": "B"})         # long: strips holding edges
     frame: Tensor = field(metadata={"dims": "B 4"})            # centre x [m], centre y [m], cos, sin of the rotation
@@ -173,38 +174,46 @@ class PolygonIndex:
             scenes.append((map_edges, frame_edges, np.concatenate(slots), edge_of_row[order], strip_of_row[order]))
             strip_origin[b], num_strips[b] = origin, int(strip_of_row.max()) + 1
         max_strips = max(1, int(num_strips.max()) if num_scenes else 0)   # >= 1: off-index points read strip 0
-        strip_first = torch.zeros(num_scenes, max_strips + 1, dtype=torch.long)
+        strip_first = torch.zeros(num_scenes, max_strips, dtype=torch.long)
+        strip_count = torch.zeros(num_scenes, max_strips, dtype=torch.long)
         polygon_valid = torch.zeros(num_scenes, num_slots, dtype=torch.bool)
-        all_map, all_frame, all_slots, all_row_edge, scene_edges = [], [], [], [], [0]
+        all_map, all_frame, all_slots, all_row_edge, all_position, scene_edges = [], [], [], [], [], [0]
         rows_so_far = 0
         for b, entry in enumerate(scenes):
             polygon_valid[b, :len(polygons[b])] = True
             if entry is None:
-                strip_first[b] = rows_so_far
                 scene_edges.append(scene_edges[-1])
                 continue
             map_edges, frame_edges, slots, edge_of_row, strip_of_row = entry
+            # a strip of c rows gets 2^ceil(log2 c) places, the rest sentinels: a query reads as many places
+            # as the largest count of its chunk, whose counts never straddle a power of two
             per_strip = np.bincount(strip_of_row, minlength=max_strips)
-            strip_first[b] = rows_so_far + torch.as_tensor(np.concatenate([[0], np.cumsum(per_strip)]))
+            capacity = np.where(per_strip > 0, 2 ** np.ceil(np.log2(np.maximum(per_strip, 1))).astype(np.int64), 0)
+            first = rows_so_far + np.cumsum(capacity) - capacity
+            rank = np.arange(len(strip_of_row)) - (np.cumsum(per_strip) - per_strip)[strip_of_row]
+            strip_first[b], strip_count[b] = torch.as_tensor(first), torch.as_tensor(per_strip)
             all_map.append(map_edges)
             all_frame.append(frame_edges)
             all_slots.append(torch.as_tensor(slots))
             all_row_edge.append(torch.as_tensor(edge_of_row) + scene_edges[-1])
+            all_position.append(torch.as_tensor(first[strip_of_row] + rank))
             scene_edges.append(scene_edges[-1] + len(slots))
-            rows_so_far += len(edge_of_row)
+            rows_so_far += int(capacity.sum())
         num_edges = scene_edges[-1]
         pad = torch.zeros(1, 4, dtype=dtype)
         map_edges = torch.cat(all_map + [pad])
         frame_edges = torch.cat(all_frame + [pad])
         edge_polygon = torch.cat(all_slots + [torch.tensor([sentinel_slot])])
-        row_edge = torch.cat(all_row_edge + [torch.tensor([num_edges])])
-        rows = frame_edges[row_edge[:-1]]
-        row_bounds = torch.full((4, rows_so_far + 1), math.inf, dtype=dtype)
-        row_bounds[:, :-1] = torch.stack([rows[:, [1, 3]].amin(-1), rows[:, [1, 3]].amax(-1),
-                                          rows[:, [0, 2]].amin(-1), rows[:, [0, 2]].amax(-1)])
+        row_edge = torch.full((rows_so_far + 1,), num_edges, dtype=torch.long)   # last place: a spare sentinel
+        if all_position:
+            row_edge[torch.cat(all_position)] = torch.cat(all_row_edge)
+        rows = frame_edges[row_edge]
+        row_bounds = torch.stack([rows[:, [1, 3]].amin(-1), rows[:, [1, 3]].amax(-1),
+                                  rows[:, [0, 2]].amin(-1), rows[:, [0, 2]].amax(-1)])
+        row_bounds[:, row_edge == num_edges] = math.inf
         row_polygon = edge_polygon[row_edge]
         return cls(row_bounds, row_edge, row_polygon, frame_edges, map_edges, edge_polygon,
-                   torch.tensor(scene_edges), strip_first, strip_origin, num_strips, frame, tolerance,
+                   torch.tensor(scene_edges), strip_first, strip_count, strip_origin, num_strips, frame, tolerance,
                    polygon_valid, float(strip_height)).to(device)
 
     @property
@@ -255,7 +264,7 @@ class PolygonIndex:
         if bool(bad.any()):
             raise ValueError(f"points={points[bad][0].item()!r} (one of {int(bad.sum())}): must be finite")
         device, dtype, num_points = self.row_bounds.device, self.row_bounds.dtype, points.shape[1]
-        num_words, sentinel_row = self.num_words, self.row_bounds.shape[1] - 1
+        num_words = self.num_words
         points = points.to(device=device, dtype=dtype)
         rotated = bool((self.tolerance > 0).any())
         if rotated:
@@ -267,11 +276,12 @@ class PolygonIndex:
         strip = _strip_of(local[..., 1], self.strip_origin[:, None], self.strip_height)
         on_index = (strip >= 0) & (strip < self.num_strips[:, None])
         strip = torch.where(on_index, strip, 0).long()
-        first = self.strip_first.gather(1, strip)
-        count = torch.where(on_index, self.strip_first.gather(1, strip + 1) - first, 0).reshape(-1)
-        # visiting points by row count (then strip) pads each chunk little and keeps strip rows hot in cache
-        order = (count * (sentinel_row + 1) + first.reshape(-1)).argsort()
-        count, first = count[order], first.reshape(-1)[order]
+        first = self.strip_first.gather(1, strip).reshape(-1)
+        count = torch.where(on_index, self.strip_count.gather(1, strip), 0).reshape(-1)
+        # visiting points by row count pads each chunk little; the stable sort keeps neighbours together
+        small = torch.int16 if count.numel() == 0 or int(count.max()) < 2 ** 15 else torch.int32
+        count, order = count.to(small).sort(stable=True)
+        count, first = count.long(), first[order].to(torch.int32 if self.row_bounds.shape[1] < 2 ** 31 else torch.int64)
         local = local.reshape(-1, 2)[order]
         tolerance = self.tolerance[:, None].expand(batch, num_points).reshape(-1)[order] if rotated else None
         bits = torch.zeros(batch * num_points, num_words, dtype=torch.int64, device=device)
@@ -280,7 +290,7 @@ class PolygonIndex:
         total = int(ends[-1]) if ends.numel() else 0
         step = _CHUNK_PAIRS.get(device.type, 1 << 16)
         stops = torch.searchsorted(ends, torch.arange(step, max(total, step), step, device=device), right=True)
-        # ... and where the row count doubles, so that a chunk is padded to at most twice its counts
+        # ... and where the row count passes a power of two, so that a chunk never reads past a strip's places
         powers = 2 ** torch.arange(int(count[-1]).bit_length() if total else 0, device=device)
         doubling = torch.searchsorted(count, powers, right=True)
         stops = sorted(set(stops.tolist()) | set(doubling.tolist()) | {batch * num_points}) if total else []
@@ -290,7 +300,7 @@ class PolygonIndex:
             if stop <= start:
                 continue
             chunk = slice(start, stop)
-            bits[chunk], flagged = self._chunk_bits(local[chunk], first[chunk], count[chunk], width,
+            bits[chunk], flagged = self._chunk_bits(local[chunk], first[chunk], width,
                                                     None if tolerance is None else tolerance[chunk])
             if flagged is not None:
                 near.append(flagged + start)
@@ -302,15 +312,14 @@ class PolygonIndex:
                 bits[flagged] = self._map_frame_bits(points.reshape(-1, 2)[original], original // num_points)
         return torch.empty_like(bits).index_copy_(0, order, bits).reshape(batch, num_points, num_words)
 
-    def _chunk_bits(self, points: Tensor, first: Tensor, count: Tensor, width: int,
+    def _chunk_bits(self, points: Tensor, first: Tensor, width: int,
                     tolerance: Tensor | None) -> tuple[Tensor, Tensor | None]:
-        """Bit sets of n index-frame points (n, 2) whose strips hold `count` rows from `first` (<= width);
-        with a rotated index also the positions of points within `tolerance` (n,) of an edge."""
+        """Bit sets of n index-frame points (n, 2) whose strips hold their rows (at most `width`, the rest
+        sentinels) from `first` (n,); with a rotated index also the positions of points within
+        `tolerance` (n,) of an edge."""
         device, num = points.device, points.shape[0]
-        column = torch.arange(width, device=device)
-        rows = torch.where(column < count[:, None], first[:, None] + column, self.row_bounds.shape[1] - 1)
-        flat = rows.reshape(-1)
-        y_min, y_max, x_min, x_max = (bound.index_select(0, flat).view(num, width) for bound in self.row_bounds)
+        rows = (first[:, None] + torch.arange(width, device=device, dtype=first.dtype)).view(-1)        # (n K)
+        y_min, y_max, x_min, x_max = (bound.index_select(0, rows).view(num, width) for bound in self.row_bounds)
         px, py = points[:, :1], points[:, 1:]
         reaches_up = y_min <= py
         right = px < x_min
@@ -323,19 +332,18 @@ class PolygonIndex:
         else:   # boxes grown by the tolerance, to find the points near an edge; `fast` pairs are excluded below
             t = tolerance[:, None]
             box = (y_min <= py + t) & (py - t <= y_max) & (x_min <= px + t) & (px - t <= x_max)
-        slots = self.row_polygon.index_select(0, flat).view(num, width)
+        slots = self.row_polygon.index_select(0, rows).view(num, width)
         parity = torch.zeros(num, 64 * self.num_words + 1, dtype=torch.uint8, device=device)
         parity.scatter_add_(1, slots, fast.view(torch.uint8))          # uint8 wraps, parity survives
         flagged = None
-        point_of, column_of = box.nonzero(as_tuple=True)
-        if point_of.numel():
-            row = rows[point_of, column_of]
-            slot = slots[point_of, column_of]
+        pair = box.view(-1).nonzero()[:, 0]
+        if pair.numel():
+            point_of, row, slot = pair // width, rows[pair], slots.view(-1)[pair]
             edge = self.edges.index_select(0, self.row_edge.index_select(0, row))
-            chunk_point = points[point_of]
+            chunk_point = points.index_select(0, point_of)
             crosses, on_edge = ray_crossing(chunk_point, edge[:, :2], edge[:, 2:])
             if tolerance is not None:
-                crosses &= ~fast[point_of, column_of]
+                crosses &= ~fast.view(-1)[pair]
                 dx, dy = edge[:, 2] - edge[:, 0], edge[:, 3] - edge[:, 1]
                 cross = dx * (chunk_point[:, 1] - edge[:, 1]) - dy * (chunk_point[:, 0] - edge[:, 0])
                 close = cross.abs() <= 2 * tolerance[point_of] * (dx.abs() + dy.abs())

@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 import os
 import signal
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -153,6 +152,17 @@ def test_explained_variance_and_gaussian_entropy():
     # 24 unit-variance dimensions: 24 * 0.5 * (1 + log 2π)
     assert closed_form_entropy(agent).item() == pytest.approx(12 * (1 + math.log(2 * math.pi)))
     assert closed_form_entropy(object()) is None
+
+
+def test_select_samples_keeps_every_field_of_the_rows():
+    from agents.base import Samples
+
+    plans = torch.arange(3 * 2 * 8 * 3, dtype=torch.float32).view(3, 2, 8, 3)
+    samples = Samples(plans=plans, logp=torch.tensor([[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]]),
+                      tokens=torch.arange(3 * 2 * 8).view(3, 2, 8))
+    picked = ppo.select_samples(samples, torch.tensor([2, 0]))
+    assert picked.logp.tolist() == [[4.0, 5.0], [0.0, 1.0]] and picked.chain is None
+    assert torch.equal(picked.plans[0], plans[2]) and torch.equal(picked.tokens[1], samples.tokens[0])
 
 
 # --- training ---

@@ -12,7 +12,7 @@ import torch
 from envs.metrics.scorer import Metric
 from trainers.reward_model import (
     SUBSCORES, RewardDataset, RewardModelConfig, RewardWorldModel, SceneFeatures, fit_reward_model,
-    plan_geometry, plan_kinematics, predicted_score, scene_features, subscore_errors,
+    plan_geometry, plan_kinematics, predicted_score, ranking_accuracy, scene_features, subscore_errors,
 )
 
 K = len(SUBSCORES)
@@ -74,6 +74,17 @@ def test_subscore_errors_per_metric():
     errors = subscore_errors(predicted, labels)
     assert errors[0].item() == pytest.approx(0.75) and errors[4].item() == pytest.approx(0.1)
     assert errors[[1, 2, 3, 5, 6, 7, 8, 9]].abs().sum().item() == 0.0
+
+
+def test_ranking_accuracy_counts_ordered_pairs_within_scenes():
+    target = torch.tensor([[0.0, 0.5, 1.0], [0.2, 0.2, 0.2]])        # scene 2 has no differing pair
+    predicted = torch.tensor([[0.1, 0.3, 0.2], [9.0, 0.0, 1.0]])
+    # scene 1 pairs (0,1) right, (0,2) right, (1,2) wrong -> 2/3 (each counted in both orders)
+    assert ranking_accuracy(predicted, target) == pytest.approx(2 / 3)
+    assert ranking_accuracy(torch.zeros(1, 3), target[:1]) == 0.5      # a constant predictor
+    assert math.isnan(ranking_accuracy(predicted[1:], target[1:]))
+    with pytest.raises(ValueError, match="expected equal"):
+        ranking_accuracy(torch.zeros(2, 3), torch.zeros(3, 2))
 
 
 # --- features -------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from shapely import LineString, Polygon
 
 from envs.metrics.collision import (
     blame_result,
+    bounding_circles,
     first_contacts,
     near_pairs,
     no_at_fault_collision,
@@ -151,10 +152,28 @@ def test_near_pairs_keep_every_pair_whose_bounding_circles_meet():
     shifts = [[2.0, 0.0], [2.01, 0.0], [0.5, 0.5], [2.0, 2.0], [2.9, 0.0]]  # edge, 1 cm gap, deep, corner, far
     objects = torch.stack([unit + torch.tensor(shift, dtype=F64) for shift in shifts])[None, None]
     # circumscribed radii sqrt(2) each: centres up to 2.83 m apart (the corner touch) are near, 2.9 m not
-    rows = near_pairs(ego, square, objects, torch.ones(1, 1, 1, len(shifts), dtype=torch.bool))
+    ego_center, ego_radius = bounding_circles(ego)
+    assert ego_center.tolist() == [[[[0.0, 0.0]]]] and ego_radius.item() == math.sqrt(2.0)
+    obj_center, obj_radius = bounding_circles(objects)
+    radius = math.hypot(square.length, square.width) / 2
+    rows = near_pairs(ego_center, radius, obj_center, obj_radius, torch.ones(1, 1, 1, len(shifts), dtype=torch.bool))
     assert rows.tolist() == [[0, 0, 0, 0], [0, 0, 0, 1], [0, 0, 0, 2], [0, 0, 0, 3]]
-    masked = near_pairs(ego, square, objects, torch.tensor([[[[True, False, False, True, True]]]]))
+    masked = near_pairs(ego_center, radius, obj_center, obj_radius, torch.tensor([[[[True, False, False, True, True]]]]))
     assert masked[:, 3].tolist() == [0, 3]
+    assert near_pairs(ego_center, radius, obj_center, obj_radius, torch.ones(1, 1, 1, 5, dtype=torch.bool),
+                      ego_valid=torch.zeros(1, 1, 1, dtype=torch.bool)).shape == (0, 4)
+
+
+def test_near_pairs_compare_each_proposal_with_the_objects_near_any_proposal():
+    # scene 0: two proposals 10 m apart, objects 1 m from the first, 1 m from the second and 30 m away;
+    # scene 1: one valid proposal near both objects, one invalid proposal
+    ego = torch.tensor([[[[0.0, 0.0]], [[10.0, 0.0]]], [[[0.0, 0.0]], [[0.0, 50.0]]]], dtype=F64)  # (2, 2, 1, 2)
+    obj = torch.tensor([[[[1.0, 0.0], [11.0, 0.0], [40.0, 0.0]]], [[[0.0, 1.0], [0.0, 49.0], [9.0, 9.0]]]], dtype=F64)
+    radius = torch.full((2, 1, 3), 0.5, dtype=F64)
+    valid = torch.ones(2, 1, 1, 3, dtype=torch.bool)
+    moving = torch.tensor([[[True], [True]], [[True], [False]]])
+    rows = near_pairs(ego, 1.0, obj, radius, valid, ego_valid=moving)
+    assert rows.tolist() == [[0, 0, 0, 0], [0, 1, 0, 1], [1, 0, 0, 0]]
 
 
 def test_first_contacts_keeps_the_earliest_touching_row_per_object():

@@ -122,3 +122,19 @@ def test_ego_areas_rejects_a_batch_that_does_not_match_the_map():
     pose = torch.zeros(2, 1, 41, 3, dtype=F64)
     with pytest.raises(ValueError, match="batch"):
         ego_areas(pose, PACIFICA, build_map([two_lane_road()]))
+
+
+@pytest.mark.parametrize("slots", [(3, 19), (3, 66), (66, 3)])
+def test_lane_flags_with_more_than_64_lane_slots(slots):
+    # 70 lane slots: far-away dummies except the two road lanes at `slots`. With 70 slots a lane set is 16
+    # bytes and slot m sits in byte m % 16: (3, 19) share a byte, (3, 66) do not; both must count as two lanes.
+    road = two_lane_road()
+    lanes = [rect(1000.0 + 10 * k, 1005.0 + 10 * k, 0.0, 1.0) for k in range(70)]
+    on_route = [False] * 70
+    lanes[slots[0]], lanes[slots[1]] = road.lanes
+    on_route[slots[0]] = True
+    spec = MapSpec(roadblocks=road.roadblocks, lanes=lanes, lane_on_route=on_route)
+    flags = areas_at(spec, [[0.0, -1.75, 0.0], [0.0, -0.5, 0.0], [0.0, 0.5, 0.0], [0.0, 1.75, 0.0]])
+    assert flags["multiple_lanes"] == [False, True, True, False]
+    assert flags["oncoming"] == [False, False, True, True]
+    assert flags["non_drivable"] == [False] * 4

@@ -122,3 +122,26 @@ def test_rejects_a_centerline_without_a_segment_and_non_finite_centres():
     centers[0, 0, 3, 1] = float("nan")
     with pytest.raises(ValueError, match="center"):
         lane_keeping(centers, areas_with_intersection([False] * 41), build_map([two_lane_road()]))
+
+
+def test_deviation_near_a_turning_centerline_and_far_off_it():
+    from envs.metrics.lane_keeping import _beyond_limit
+
+    # an L-shaped centerline (east 30 m, then north 30 m) with 1 m vertices, padded to 70 vertices
+    east = np.stack([np.arange(0.0, 31.0), np.zeros(31)], -1)
+    north = np.stack([np.full(30, 30.0), np.arange(1.0, 31.0)], -1)
+    line = np.concatenate([east, north])
+    padded = np.concatenate([line, np.zeros((9, 2))])
+    valid = np.arange(70) < len(line)
+    rng = np.random.default_rng(8)
+    points = np.concatenate([
+        rng.uniform(-2.0, 32.0, (300, 2)),                        # all around, mostly far
+        rng.uniform(27.0, 33.0, (200, 2)) * [1.0, 0.0] + rng.uniform(-0.7, 0.7, (200, 1)) * [0.0, 1.0],
+        [[10.0, 0.5], [10.0, -0.5], [30.5, 15.0], [29.5, 15.0], [30.0, 30.5]],   # exactly 0.5 m: not beyond
+        [[10.0, 0.5000001], [-0.5000001, 0.0], [500.0, -400.0]],               # just beyond; far off the grid
+    ])
+    beyond = _beyond_limit(torch.tensor(points)[None], torch.tensor(padded)[None], torch.tensor(valid)[None])[0]
+    centerline = LineString(line)
+    expected = [Point(x, y).distance(centerline) > 0.5 for x, y in points]
+    assert beyond.tolist() == expected
+    assert beyond[-8:].tolist() == [False] * 5 + [True] * 3

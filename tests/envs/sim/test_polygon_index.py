@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from envs.sim.polygon_index import PolygonIndex
+from envs.sim.polygon_index import PolygonIndex, pack_slots, unpack_slots
 
 F64 = torch.float64
 SQUARE = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], dtype=float)
@@ -144,6 +144,72 @@ def test_matches_shapely_contains_xy(strip_height):
         for m, polygon in enumerate(scene):
             expected = shapely.contains_xy(shapely.Polygon(polygon), points[b, :, 0], points[b, :, 1])
             np.testing.assert_array_equal(out[b, :, m], expected)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_rotated_index_matches_shapely_also_on_edges_and_vertices(dtype):
+    # every scene in its own rotated frame, at map-scale coordinates: points on edges and vertices (exact in the
+    # map frame, rounded in the rotated one) are re-tested in map coordinates, so the answers stay exact
+    shapely = pytest.importorskip("shapely")
+    rng = np.random.default_rng(5)
+    scenes = [[p + 4e5 for p in _random_scene(rng, count)] for count in (7, 0, 5)]
+    queries = [_query_points(rng, scene, 150) + 4e5 for scene in scenes]
+    num_points = max(len(q) for q in queries)
+    points = np.stack([np.concatenate([q, np.full((num_points - len(q), 2), 4e5)]) for q in queries])
+    points = points.astype(np.float32).astype(np.float64) if dtype == torch.float32 else points
+    index = PolygonIndex.build(scenes, dtype=dtype, strip_height=0.25, align=[0.3, -2.0, 1.2])
+    assert index.tolerance[0] > 0 and index.tolerance[1] == 0       # scene 1 is empty: nothing to rotate
+    out = index.contains(torch.tensor(points)).numpy()
+    for b, scene in enumerate(scenes):
+        for m, polygon in enumerate(scene):
+            ring = polygon.astype(np.float32).astype(np.float64) if dtype == torch.float32 else polygon
+            expected = shapely.contains_xy(shapely.Polygon(ring), points[b, :, 0], points[b, :, 1])
+            np.testing.assert_array_equal(out[b, :, m], expected)
+
+
+def test_rotated_square_keeps_its_boundary_outside():
+    index = PolygonIndex.build([[SQUARE]], align=[math.pi / 6])
+    points = [[0.5, 0.5], [0.5, 0.0], [1.0, 0.5], [0.0, 0.0], [1.0, 1.0], [1e-9, 0.5], [-1e-9, 0.5], [0.5, 1.5]]
+    out = index.contains(torch.tensor([points], dtype=F64))[0, :, 0]
+    assert out.tolist() == [True, False, False, False, False, True, False, False]
+
+
+def test_align_zero_is_the_map_frame_index():
+    plain = PolygonIndex.build([[SQUARE, L_SHAPE], [DIAMOND]])
+    zero = PolygonIndex.build([[SQUARE, L_SHAPE], [DIAMOND]], align=torch.zeros(2))
+    assert torch.equal(plain.row_bounds, zero.row_bounds) and torch.equal(plain.tolerance, torch.zeros(2, dtype=F64))
+    assert plain.frame.tolist() == [[0.0, 0.0, 1.0, 0.0]] * 2
+
+
+def test_pack_slots_layout_and_round_trip():
+    flags = torch.zeros(3, 70, dtype=torch.bool)      # 70 slots: two 64-bit words, 16 bytes
+    flags[0, 0] = True                                 # byte 0, bit 0
+    flags[1, 17] = True                                # slot 17 = 16 * 1 + 1: byte 1, bit 1
+    flags[2, [3, 69]] = True                           # byte 3 bit 0; slot 69 = 16 * 4 + 5: byte 5, bit 4
+    bits = pack_slots(flags)
+    assert bits.shape == (3, 2)
+    assert bits[:, 0].tolist() == [1, 2 << 8, (1 << 24) | (16 << 40)] and bits[:, 1].tolist() == [0, 0, 0]
+    random = torch.rand(4, 5, 130) < 0.3
+    assert torch.equal(unpack_slots(pack_slots(random), 130), random)
+    assert pack_slots(torch.zeros(2, 0, dtype=torch.bool)).shape == (2, 1)
+
+
+def test_contains_bits_match_contains_with_many_polygons():
+    polygons = [SQUARE + [k, 0.0] for k in range(70)]     # unit squares side by side, slots 0..69
+    points = torch.tensor([[[0.5, 0.5], [65.5, 0.5], [69.5, 0.5], [70.5, 0.5], [3.0, 0.5]]], dtype=F64)
+    index = PolygonIndex.build([polygons])
+    bits = index.contains_bits(points)
+    assert bits.shape == (1, 5, 2)
+    inside = unpack_slots(bits, 70)[0]
+    assert [row.nonzero().flatten().tolist() for row in inside] == [[0], [65], [69], [], []]
+    assert torch.equal(index.contains(points)[0], inside)
+
+
+def test_align_is_checked():
+    with pytest.raises(ValueError, match="align"):
+        PolygonIndex.build([[SQUARE], [SQUARE]], align=[0.1])
+    with pytest.raises(ValueError, match="align"):
+        PolygonIndex.build([[SQUARE]], align=[math.nan])
 
 
 def test_to_keeps_values():
