@@ -97,11 +97,14 @@ def _beyond_limit(points: Tensor, line: Tensor, valid: Tensor) -> Tensor:
     point = torch.repeat_interleave(torch.arange(point_key.shape[0], device=line.device), count)
     row = first[point] + torch.arange(point.shape[0], device=line.device) - (torch.cumsum(count, 0) - count)[point]
     candidate = segment[row]
-    xy = points.reshape(-1, 2)[point]
-    inside = ((low.reshape(-1, 2)[candidate] <= xy) & (xy <= high.reshape(-1, 2)[candidate])).all(dim=-1)
-    point, candidate, xy = point[inside], candidate[inside], xy[inside]
-    b, s = candidate // num_segments, candidate % num_segments
-    segments = torch.stack([start[b, s], end[b, s]], dim=1)  # (K, 2, 2)
+    px, py = (points[..., i].reshape(-1).index_select(0, point) for i in range(2))
+    low_x, low_y, high_x, high_y = (bound[..., i].reshape(-1).index_select(0, candidate)
+                                    for bound in (low, high) for i in range(2))
+    inside = (low_x <= px) & (px <= high_x) & (low_y <= py) & (py <= high_y)
+    point, candidate = point[inside], candidate[inside]
+    xy = torch.stack([px[inside], py[inside]], dim=-1)
+    segments = torch.stack([start.reshape(-1, 2).index_select(0, candidate),
+                            end.reshape(-1, 2).index_select(0, candidate)], dim=1)  # (K, 2, 2)
     distance = polyline_distance(xy[:, None], segments, torch.ones_like(segments[..., 0], dtype=torch.bool))
     within = torch.zeros(num_scenes * num_points, dtype=torch.bool, device=points.device)
     within[point[distance[:, 0] <= DEVIATION_LIMIT]] = True

@@ -62,19 +62,20 @@ def _rings(polygon, name: str) -> list[np.ndarray]:
     return cleaned
 
 
+def _slot_words(num_slots: int) -> int:
+    """W, the 64-bit words of a bit set over num_slots polygon slots (at least 1)."""
+    return max(1, math.ceil(num_slots / 64))
+
+
 def pack_slots(flags: Tensor) -> Tensor:
     """Bit set of polygon slots: flags (..., M) bool -> (..., W) int64, W = ceil(M / 64) (at least 1).
 
-    Layout shared by `PolygonIndex.contains_bits`: slot m = 8 * W * k + i is bit k of byte i of the row.
+    Layout shared by `PolygonIndex.contains_bits`: slot m is bit m // (8 W) of byte m % (8 W) of the row.
     """
-    num_words = max(1, math.ceil(flags.shape[-1] / 64))
+    num_words = _slot_words(flags.shape[-1])
     padded = torch.zeros(*flags.shape[:-1], 64 * num_words, dtype=torch.uint8, device=flags.device)
     padded[..., : flags.shape[-1]] = flags
-    words = padded.view(*flags.shape[:-1], 8, 8 * num_words).view(torch.int64)   # (..., 8, W)
-    packed = words[..., 0, :].clone()
-    for k in range(1, 8):
-        packed |= words[..., k, :] << k
-    return packed
+    return _pack_bytes(padded.view(-1, 64 * num_words)).view(*flags.shape[:-1], num_words)
 
 
 def unpack_slots(bits: Tensor, num_slots: int) -> Tensor:
@@ -82,6 +83,17 @@ def unpack_slots(bits: Tensor, num_slots: int) -> Tensor:
     octets = bits.contiguous().view(torch.uint8)                                    # (..., 8 W)
     planes = torch.stack([(octets >> k) & 1 for k in range(8)], dim=-2)            # (..., 8, 8 W)
     return planes.reshape(*bits.shape[:-1], -1)[..., :num_slots].bool()
+
+
+def _pack_bytes(flags: Tensor) -> Tensor:
+    """Flags (n, 64 W) uint8 in {0, 1} -> bit sets (n, W) int64 in the `pack_slots` layout."""
+    num_words = flags.shape[1] // 64
+    # 8 flags of one slot byte-group sit in one int64 lane each; shifting lane k by k stacks them into bytes
+    words = flags.contiguous().view(-1, 8, 8 * num_words).view(torch.int64)       # (n, 8, W)
+    packed = words[:, 0].clone()
+    for k in range(1, 8):
+        packed |= words[:, k] << k
+    return packed
 
 
 @dataclass(frozen=True)
@@ -134,7 +146,7 @@ class PolygonIndex:
         if len(angles) != num_scenes or not all(math.isfinite(a) for a in angles):
             raise ValueError(f"align={angles!r}: expected {num_scenes} finite angles")
         num_slots = max((len(scene) for scene in polygons), default=0)
-        sentinel_slot = 64 * max(1, math.ceil(num_slots / 64))
+        sentinel_slot = 64 * _slot_words(num_slots)
         eps = torch.finfo(dtype).eps
         frame = torch.zeros(num_scenes, 4, dtype=dtype)
         frame[:, 2] = 1.0
@@ -224,7 +236,7 @@ class PolygonIndex:
     @property
     def num_words(self) -> int:
         """W, the int64 words of a bit set over the polygon slots."""
-        return max(1, math.ceil(self.polygon_valid.shape[1] / 64))
+        return _slot_words(self.polygon_valid.shape[1])
 
     def to(self, device: torch.device | str | None) -> PolygonIndex:
         """The same index with every tensor on `device` (None keeps the current one)."""
@@ -327,18 +339,28 @@ class PolygonIndex:
         # right of the point cross its ray; edges wholly left never matter; the few whose closed bounding
         # box holds the point get the exact GEOS rule below
         fast = reaches_up & (py < y_max) & right
+        # x-ranges holding the point (grown by the tolerance, to find the points near an edge); their
+        # y-ranges are checked on these few pairs only
         if tolerance is None:
-            box = reaches_up & (py <= y_max) & ~right & (px <= x_max)
-        else:   # boxes grown by the tolerance, to find the points near an edge; `fast` pairs are excluded below
+            maybe = ~right & (px <= x_max)
+        else:
             t = tolerance[:, None]
-            box = (y_min <= py + t) & (py - t <= y_max) & (x_min <= px + t) & (px - t <= x_max)
+            maybe = (x_min <= px + t) & (px - t <= x_max)
         slots = self.row_polygon.index_select(0, rows).view(num, width)
         parity = torch.zeros(num, 64 * self.num_words + 1, dtype=torch.uint8, device=device)
         parity.scatter_add_(1, slots, fast.view(torch.uint8))          # uint8 wraps, parity survives
         flagged = None
-        pair = box.view(-1).nonzero()[:, 0]
+        pair = maybe.view(-1).nonzero()[:, 0]
+        point_of = pair // width
+        low, high, level = y_min.view(-1)[pair], y_max.view(-1)[pair], py.view(-1)[point_of]
+        if tolerance is None:      # the closed bounding box holds the point: the exact GEOS rule decides
+            box = (low <= level) & (level <= high)
+        else:                      # `fast` pairs among these only matter for the near test below
+            margin = tolerance[point_of]
+            box = (low <= level + margin) & (level - margin <= high)
+        pair, point_of = pair[box], point_of[box]
         if pair.numel():
-            point_of, row, slot = pair // width, rows[pair], slots.view(-1)[pair]
+            row, slot = rows[pair], slots.view(-1)[pair]
             edge = self.edges.index_select(0, self.row_edge.index_select(0, row))
             chunk_point = points.index_select(0, point_of)
             crosses, on_edge = ray_crossing(chunk_point, edge[:, :2], edge[:, 2:])
@@ -350,7 +372,7 @@ class PolygonIndex:
                 flagged = point_of[close].unique()
             parity.index_put_((point_of, slot), crosses.view(torch.uint8), accumulate=True)
             parity[point_of[on_edge], slot[on_edge]] = 0
-        return _pack_parity(parity, self.num_words), flagged
+        return _pack_bytes(parity[:, :-1] & 1), flagged
 
     def _map_frame_bits(self, points: Tensor, scene: Tensor) -> Tensor:
         """Exact bit sets of points (F, 2) [m] in map coordinates against every edge of their scenes (F,)."""
@@ -369,15 +391,5 @@ class PolygonIndex:
             parity = torch.zeros(count[part].shape[0], 64 * self.num_words + 1, dtype=torch.uint8, device=points.device)
             parity.index_put_((point_of, slot), crosses.view(torch.uint8), accumulate=True)
             parity[point_of[on_edge], slot[on_edge]] = 0
-            result[part] = _pack_parity(parity, self.num_words)
+            result[part] = _pack_bytes(parity[:, :-1] & 1)
         return result
-
-
-def _pack_parity(parity: Tensor, num_words: int) -> Tensor:
-    """Crossing counts (n, 64 W + 1) uint8 (last column: sentinel) -> odd-count bit sets (n, W) int64."""
-    odd = (parity[:, :-1] & 1).contiguous()
-    words = odd.view(-1, 8, 8 * num_words).view(torch.int64)                   # (n, 8, W)
-    packed = words[:, 0].clone()
-    for k in range(1, 8):
-        packed |= words[:, k] << k
-    return packed

@@ -124,10 +124,11 @@ def test_ego_areas_rejects_a_batch_that_does_not_match_the_map():
         ego_areas(pose, PACIFICA, build_map([two_lane_road()]))
 
 
-@pytest.mark.parametrize("slots", [(3, 19), (3, 66), (66, 3)])
+@pytest.mark.parametrize("slots", [(3, 19), (3, 66), (66, 3), (8, 9)])
 def test_lane_flags_with_more_than_64_lane_slots(slots):
     # 70 lane slots: far-away dummies except the two road lanes at `slots`. With 70 slots a lane set is 16
-    # bytes and slot m sits in byte m % 16: (3, 19) share a byte, (3, 66) do not; both must count as two lanes.
+    # bytes and slot m sits in byte m % 16: (3, 19) share a byte, (3, 66) do not, 8 and 9 are in different
+    # 64-bit words; all must count as two lanes.
     road = two_lane_road()
     lanes = [rect(1000.0 + 10 * k, 1005.0 + 10 * k, 0.0, 1.0) for k in range(70)]
     on_route = [False] * 70
