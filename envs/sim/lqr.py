@@ -150,7 +150,7 @@ def fit_velocity_curvature_profiles(reference: Tensor, params: LQRParams) -> tup
     batch = reference.shape[:-2]
     reference = reference.reshape(-1, *reference.shape[-2:])  # same kernels for any batch shape
     # A plan's profiles do not depend on its batch (every step is per plan), so plans are fitted a few
-    # hundred at a time: the (plans, 2M, M) design matrices then stay in cache.
+    # dozen at a time: the (plans, 2M, M) design matrices then stay in cache.
     parts = [_fit_profiles(part, params) for part in reference.split(_FIT_CHUNK)]
     velocity = torch.cat([v for v, _ in parts]) if len(parts) != 1 else parts[0][0]
     curvature = torch.cat([c for _, c in parts]) if len(parts) != 1 else parts[0][1]
@@ -164,8 +164,8 @@ _FIT_CHUNK = 64
 @functools.lru_cache(maxsize=16)
 def _fit_constants(num_disp: int, dtype: torch.dtype, device: torch.device, params: LQRParams):
     """Parts of both fits that depend only on M = N-1 and the parameters: the lower-triangular column mask
-    (M, M) and its copy for the interleaved x / y rows (M, 2, M), the column scales (dt, dt², dt², ...) (M,), the jerk penalty (M, M) and the curvature
-    regulariser (M, M)."""
+    (M, M) and its copy for the interleaved x / y rows (M, 2, M), the column scales (dt, dt², dt², ...)
+    (M,), the jerk penalty (M, M) and the curvature regulariser (M, M)."""
     dt = params.dt
     lower = torch.ones(num_disp, num_disp, dtype=torch.bool, device=device).tril()  # j <= i
     lower_xy = lower[:, None, :].expand(num_disp, 2, num_disp).contiguous()  # rows (i, x / y), column j
@@ -183,7 +183,9 @@ def _fit_profiles(reference: Tensor, params: LQRParams) -> tuple[Tensor, Tensor]
     dt = params.dt
     displacements = reference[..., 1:, :] - reference[..., :-1, :]  # (..., M, 3), M = N-1
     num_disp = displacements.shape[-2]
-    lower, lower_xy, scale, jerk_penalty, curvature_penalty = _fit_constants(num_disp, reference.dtype, reference.device, params)
+    lower, lower_xy, scale, jerk_penalty, curvature_penalty = _fit_constants(
+        num_disp, reference.dtype, reference.device, params
+    )
 
     # --- velocity / acceleration fit: displacement i = (v0·dt + dt²·sum_{j<i} a_j)·(cos, sin)(θ_i) ---
     headings = reference[..., :-1, 2]

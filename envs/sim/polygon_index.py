@@ -33,7 +33,8 @@ def _strip_of(y: Tensor, origin: Tensor, height: float) -> Tensor:
     return torch.floor((y - origin) / height)
 
 
-def _to_frame(x: Tensor, y: Tensor, center_x: Tensor, center_y: Tensor, cos: Tensor, sin: Tensor) -> tuple[Tensor, Tensor]:
+def _to_frame(x: Tensor, y: Tensor, center_x: Tensor, center_y: Tensor, cos: Tensor,
+              sin: Tensor) -> tuple[Tensor, Tensor]:
     """Map coordinates -> index frame (rotated by -angle about the centre); (1, 0) and centre 0 is the identity."""
     u, w = x - center_x, y - center_y
     return cos * u + sin * w, cos * w - sin * u
@@ -103,7 +104,8 @@ class PolygonIndex:
     Each scene may be indexed in its own rotated frame (`build(align=...)`); strips are horizontal in
     that frame. An edge is stored once per strip its closed y-extent overlaps (rows sorted by scene, then
     strip). A point only needs the rows of its own strip: the half-open crossing rule and the on-edge
-    test involve only edges whose y-extent contains the point's y. Row R is a sentinel that never matches.
+    test involve only edges whose y-extent contains the point's y. A strip of c rows owns the next power
+    of two of places; the spare places (and the last one) are sentinels with +inf bounds that never match.
     """
 
     row_bounds: Tensor = field(metadata={"dims": "4 R"})       # [m] y_min, y_max, x_min, x_max (index frame)
@@ -151,7 +153,7 @@ class PolygonIndex:
         frame = torch.zeros(num_scenes, 4, dtype=dtype)
         frame[:, 2] = 1.0
         tolerance = torch.zeros(num_scenes, dtype=dtype)
-        scenes = []               # per scene: (map edges (E, 4), index-frame edges, slot (E,), edge of row, strip of row)
+        scenes = []   # per scene: map edges (E, 4), index-frame edges, slot (E,), edge of row, strip of row
         strip_origin = torch.zeros(num_scenes, dtype=dtype)
         num_strips = torch.zeros(num_scenes, dtype=torch.long)
         for b, scene in enumerate(polygons):
@@ -250,7 +252,8 @@ class PolygonIndex:
 
         Same answer as shapely `contains_xy` / `shapely.vectorized.contains` on each polygon: crossing-number
         parity with the GEOS half-open rule, and a point on any edge or vertex of a polygon is outside it.
-        Orientation tests are exact, so there is no tolerance. Padding slots are False. Points are cast to
+        Orientation tests are exact, so there is no tolerance (in a rotated frame, points within rounding
+        distance of an edge are decided in map coordinates). Padding slots are False. Points are cast to
         the index dtype.
         """
         return unpack_slots(self.contains_bits(points), self.polygon_valid.shape[1])

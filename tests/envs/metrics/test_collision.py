@@ -158,7 +158,8 @@ def test_near_pairs_keep_every_pair_whose_bounding_circles_meet():
     radius = math.hypot(square.length, square.width) / 2
     rows = near_pairs(ego_center, radius, obj_center, obj_radius, torch.ones(1, 1, 1, len(shifts), dtype=torch.bool))
     assert rows.tolist() == [[0, 0, 0, 0], [0, 0, 0, 1], [0, 0, 0, 2], [0, 0, 0, 3]]
-    masked = near_pairs(ego_center, radius, obj_center, obj_radius, torch.tensor([[[[True, False, False, True, True]]]]))
+    present = torch.tensor([[[[True, False, False, True, True]]]])
+    masked = near_pairs(ego_center, radius, obj_center, obj_radius, present)
     assert masked[:, 3].tolist() == [0, 3]
     assert near_pairs(ego_center, radius, obj_center, obj_radius, torch.ones(1, 1, 1, 5, dtype=torch.bool),
                       ego_valid=torch.zeros(1, 1, 1, dtype=torch.bool)).shape == (0, 4)

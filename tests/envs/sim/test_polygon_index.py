@@ -191,7 +191,7 @@ def test_pack_slots_layout_and_round_trip():
     assert bits.tolist() == [[1, 0], [2 << 8, 0], [(1 << 24) | (16 << 40), 0]]
     flags = torch.zeros(3, 128, dtype=torch.bool)
     flags[0, 8] = flags[1, 127] = flags[2, 16 * 3 + 15] = True   # bytes 8 and 15 are in the second word
-    assert pack_slots(flags).tolist() == [[0, 1], [0, 128 << 56], [0, 8 << 56]]
+    assert pack_slots(flags).tolist() == [[0, 1], [0, -(1 << 63)], [0, 8 << 56]]   # bit 63: the sign bit
     random = torch.rand(4, 5, 130) < 0.3
     assert torch.equal(unpack_slots(pack_slots(random), 130), random)
     assert pack_slots(torch.zeros(2, 0, dtype=torch.bool)).shape == (2, 1)
