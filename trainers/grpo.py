@@ -41,7 +41,7 @@ from agents.base import Samples
 from envs.metrics.epdms import EPDMS_MULTIPLIERS
 from envs.metrics.pdms import PDMS_MULTIPLIERS
 from envs.metrics.scorer import Metric
-from envs.navsim import PLAN_INTERVAL_S, PLAN_POSES, NavsimConfig
+from envs.navsim import PLAN_POSES, NavsimConfig
 from trainers.common.checkpoint import StopRequest, checkpoint_path, load_latest, rng_state, save_atomic, set_rng_state
 from trainers.common.logging import RunLogger, run_name
 from trainers.common.rollout import Evaluation, agent_obs_config, select_obs

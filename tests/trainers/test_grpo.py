@@ -227,7 +227,7 @@ def test_two_steps_from_hydra_overrides_move_every_parameter(train_scenes, eval_
 
 
 def test_resume_reproduces_the_uninterrupted_metrics(train_scenes, eval_scenes, init_agent, tmp_path):
-    straight = train(tiny(train_scenes, eval_scenes, tmp_path / "a", init_agent, "steps=3", "ckpt_every=1"))
+    train(tiny(train_scenes, eval_scenes, tmp_path / "a", init_agent, "steps=3", "ckpt_every=1"))
     train(tiny(train_scenes, eval_scenes, tmp_path / "b", init_agent, "steps=2"))
     resumed = train(tiny(train_scenes, eval_scenes, tmp_path / "b", init_agent, "steps=3"))
     assert resumed["step"] == 3
