@@ -57,7 +57,7 @@ def main() -> None:
     total = args.scenes * args.points
     figure = total / min(timings)
     print(f"| PolygonIndex.contains ({args.polygons} polygons x {args.vertices} vertices, "
-          f"strip {args.strip_height} m, K={index.strip_edges.shape[2]}, {torch.get_num_threads()} threads) | {args.device} | "
+          f"strip {args.strip_height} m, K={index.row_edge.numel()}, {torch.get_num_threads()} threads) | {args.device} | "
           f"{total} points | {figure:,.0f} | points/s |")
 
 
