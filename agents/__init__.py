@@ -31,6 +31,18 @@ def _pdm_closed(**kwargs):
     return PDMClosedAgent(**kwargs)
 
 
+def _privileged_rules(**kwargs):
+    from agents.bench2drive_rules import PrivilegedRulesAgent
+
+    return PrivilegedRulesAgent(**kwargs)
+
+
+def _route_steer(**kwargs):
+    from agents.bench2drive_rules import RouteSteerAgent
+
+    return RouteSteerAgent(**kwargs)
+
+
 def _vla(head: str) -> Callable[..., Any]:
     def build(**kwargs):
         from importlib.util import find_spec
@@ -51,6 +63,8 @@ AGENTS: dict[str, Callable[..., Any]] = {
     "human": _human,
     "vla_token": _vla("token"),
     "vla_flow": _vla("flow"),
+    "privileged_rules": _privileged_rules,
+    "route_steer": _route_steer,
 }
 """Agent name -> factory(**config fields)."""
 

@@ -24,9 +24,9 @@ from agents import make_agent
 from envs.navsim import NavsimConfig
 from envs.navsim_obs import ObservationConfig
 from trainers.common.logging import read_scalars
+from trainers.common.setup import AgentSpec, RunConfig
 from trainers.grpo import GRPOConfig, RefineConfig, train
 from trainers.grpo_samples import NegativeConfig, RecoveryConfig
-from trainers.sft import AgentSpec, RunConfig
 
 PHASES = ("env", "sampling", "scoring", "update")
 

@@ -19,9 +19,16 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from envs.metrics.context import SceneCache
 from envs.metrics.epdms import two_stage_weights
 from envs.metrics.scorer import SCORE_KEYS, Metric, ScoringConfig, prepare_scenes, score_poses, score_rows
-from envs.navsim_obs import ObservationConfig, build_observations, observation_space
+from envs.navsim_obs import (
+    ObservationConfig,
+    build_observations,
+    observation_rows,
+    observation_space,
+    stack_observations,
+)
 from envs.scene_source import SceneSource, open_scene_source
 from envs.sim.geometry import to_global
 from envs.sim.resimulate import follow_up_scenes
@@ -68,12 +75,21 @@ class NavsimConfig:
     """v2 only: how the second stage is built."""
     device: str = "cpu"
     """Torch device for tracking and scoring."""
+    cache_scenes: int = 1024
+    """Scenes whose prepared scoring inputs (metric cache, fixed-plan scores) and observations are kept
+    in memory, least recently used dropped first: a scene drawn again is only concatenated into the
+    batch. Roughly 1-2 MB per scene on the built-in maps (polygon-index rows, plus 0.3 MB of images with
+    the 3 default cameras; the index store may hold up to twice as many scenes' rows before it starts
+    afresh). 0 keeps nothing: every reset prepares and observes its scenes (PDM-Closed still runs once
+    per scene)."""
 
     def __post_init__(self):
         if self.data not in ("builtin", "files", "openscene"):
             raise ValueError(f"data={self.data!r}: expected one of builtin, files, openscene")
         if self.max_scenes is not None and self.max_scenes < 1:
             raise ValueError(f"max_scenes={self.max_scenes}: must be >= 1 or None")
+        if self.cache_scenes < 0:
+            raise ValueError(f"cache_scenes={self.cache_scenes}: must be >= 0")
         self.stage_two = StageTwo(self.stage_two)
         if isinstance(self.obs, dict):
             self.obs = ObservationConfig(**self.obs)
@@ -107,7 +123,11 @@ class NavsimBatch:
         self.stage = 0
         self.stage_one_scores: np.ndarray | None = None
         self.last: dict[str, Any] = {}
-        self.reference_cache: dict[str, torch.Tensor] = {}
+        self.cache = SceneCache(max(config.cache_scenes, 1))
+        """Prepared scoring inputs of the scenes seen (`prepare_scenes(cache=...)`)."""
+        self.observations = SceneCache(max(config.cache_scenes, 1))
+        """Observations of the scenes seen, one row per scene."""
+        self.reference_cache: dict[str, torch.Tensor] = self.cache.references
         """PDM-Closed reference poses by scene token: each scene is planned once."""
 
     # --- episode control ---
@@ -119,13 +139,22 @@ class NavsimBatch:
         else:
             self.scenes = [self.source.scene(int(i)) for i in index]
         self.stage, self.stage_one_scores, self.last = 0, None, {}
-        self._prepare(self.scenes, human_filter=self.config.human_filter)
-        return self._observe(), self._info()
+        self._prepare(self.scenes, human_filter=self.config.human_filter, keep=True)
+        return self.observation, self._info()
 
-    def _prepare(self, scenes: list[Scene], human_filter: bool) -> None:
+    # Inference mode (here and in `score`): bit-identical results with less per-op dispatch, worth ~10 %
+    # of a warm step at these small tensor sizes. Tensors made here are only read afterwards.
+    @torch.inference_mode()
+    def _prepare(self, scenes: list[Scene], human_filter: bool, keep: bool) -> None:
+        """Scoring inputs and observations of the current scenes; `keep`: they come from the source
+        (memoised per scene) rather than re-simulated once (built afresh)."""
         config = ScoringConfig(metric=self.metric, human_filter=human_filter and self.metric is Metric.EPDMS)
-        self.prep = prepare_scenes(scenes, config, device=self.config.device, reference_cache=self.reference_cache)
+        keep = keep and self.config.cache_scenes > 0
+        self.prep = prepare_scenes(scenes, config, device=self.config.device, reference_cache=self.reference_cache,
+                                   cache=self.cache if keep else None)
+        self.observation = self._observe(keep)
 
+    @torch.inference_mode()
     def score(self, plans: np.ndarray):
         """Score plans (B, G, H, 3) against the current scenes without changing the episode."""
         poses = torch.as_tensor(plans, dtype=torch.float64, device=self.prep.device)
@@ -136,7 +165,7 @@ class NavsimBatch:
         scored = self.score(plans[:, None])
         rows = [r[0] for r in score_rows(scored)]
         total = np.array([r[self.metric.value] for r in rows])
-        tracked = self._tracked(plans)
+        tracked = _first_plan(scored.states)
         self.last = {"plans": plans, "tracked": tracked, "scores": rows}
         if self.version == 1 or self.stage == 1:
             terminated = np.ones(self.num_envs, bool)
@@ -147,20 +176,22 @@ class NavsimBatch:
                 reward = self.stage_one_scores * stage_two
                 self.last["stage_two_score"] = stage_two
             info = self._info(rows, reward)
-            return self._observe(), reward, terminated, np.zeros(self.num_envs, bool), info
+            # the finished episode's scenes again; new arrays, as Gymnasium asks of every returned observation
+            return _copy_tree(self.observation), reward, terminated, np.zeros(self.num_envs, bool), info
         # --- v2, end of stage 1: build the follow-up world ---
         self.stage_one_scores = total
         self.stage = 1
         stage_one_rows, stage_one_plans = rows, plans
-        if self.config.stage_two is StageTwo.OFFICIAL:
+        official = self.config.stage_two is StageTwo.OFFICIAL
+        if official:
             self.followup_index = self._draw_followups(plans, rng)
             self.scenes = [g.syn_now[k] for g, k in zip(self.groups, self.followup_index)]
         else:
             self.scenes = follow_up_scenes(self.scenes, tracked)
-        self._prepare(self.scenes, human_filter=False)  # synthetic follow-ups have no human
+        self._prepare(self.scenes, human_filter=False, keep=official)  # synthetic follow-ups have no human
         info = self._info(stage_one_rows, np.zeros(self.num_envs))
         info["stage_one_plan"] = stage_one_plans
-        return self._observe(), np.zeros(self.num_envs), np.zeros(self.num_envs, bool), np.zeros(self.num_envs, bool), info
+        return self.observation, np.zeros(self.num_envs), np.zeros(self.num_envs, bool), np.zeros(self.num_envs, bool), info
 
     def _draw_followups(self, plans: np.ndarray, rng: np.random.Generator) -> list[int]:
         """Official stage-2 weights around the planned endpoint; draw the observed follow-up from them."""
@@ -178,19 +209,23 @@ class NavsimBatch:
             result.append(w / w.sum())
         return result
 
-    def _tracked(self, plans: np.ndarray):
-        """Simulated ego states (B, 41) of the plans (what was scored)."""
-        from envs.metrics.scorer import _expand, _simulate  # the scorer's own tracking path
-        from envs.sim.trajectory import plan_to_reference
-
-        poses = torch.as_tensor(plans, dtype=torch.float64, device=self.prep.device)
-        reference = plan_to_reference(poses, PLAN_INTERVAL_S, self.prep.origin)
-        states = _simulate(reference, _expand(self.prep.initial, 1), self.prep.scenes)
-        return replace(states, **{n: getattr(states, n)[:, 0] for n in states.__dataclass_fields__})
-
-    def _observe(self) -> dict:
+    def _observe(self, keep: bool) -> dict:
+        """Observations of the current scenes; with `keep`, each scene is observed once and then served
+        from `self.observations` (the observation at t = 0 is a function of the scene alone)."""
         centerlines = [route.centerline for route in self.prep.routes]
-        return build_observations(self.scenes, self.config.obs, centerlines)
+        if not keep:
+            return build_observations(self.scenes, self.config.obs, centerlines)
+        kind = ("observation", self.config.obs)
+        rows = [self.observations.get(s, kind) for s in self.scenes]
+        todo = {id(s): b for b, (s, row) in enumerate(zip(self.scenes, rows)) if row is None}  # each new scene once
+        if todo:
+            made = observation_rows(build_observations([self.scenes[b] for b in todo.values()], self.config.obs,
+                                                       [centerlines[b] for b in todo.values()]))
+            for b, row in zip(todo.values(), made):
+                self.observations.put(self.scenes[b], kind, row)
+            by_scene = dict(zip(todo, made))
+            rows = [by_scene[id(s)] if row is None else row for s, row in zip(self.scenes, rows)]
+        return stack_observations(rows)
 
     def _info(self, rows: list[dict] | None = None, reward: np.ndarray | None = None) -> dict:
         info: dict[str, Any] = {
@@ -328,6 +363,16 @@ def _score_group(batch: NavsimBatch, plans: np.ndarray) -> tuple[np.ndarray, dic
     rows = score_rows(scored)
     table = {key: np.array([[r[key] for r in per] for per in rows]) for key in SCORE_KEYS}
     return table[batch.metric.value], table
+
+
+def _first_plan(states):
+    """(B, G, 41) simulated states -> those of plan 0, (B, 41)."""
+    return replace(states, **{n: getattr(states, n)[:, 0] for n in states.__dataclass_fields__})
+
+
+def _copy_tree(tree):
+    """A copy of every array in a (nested) dict."""
+    return {k: _copy_tree(v) for k, v in tree.items()} if isinstance(tree, dict) else tree.copy()
 
 
 def _first(tree):

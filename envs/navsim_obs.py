@@ -193,3 +193,23 @@ def build_observations(scenes: list[Scene], config: ObservationConfig, centerlin
         obs["privileged"] = {k: np.stack([p[k] for p in per]) for k in per[0]}
     return obs
 
+
+
+def observation_rows(obs: dict) -> list[dict]:
+    """Batched observations (a dict of arrays with a leading B axis, nested dicts allowed) -> B per-scene
+    dicts of copies (so that one can be kept without the whole batch)."""
+    def row(tree, b):
+        return {k: row(v, b) for k, v in tree.items()} if isinstance(tree, dict) else np.array(tree[b])
+
+    return [row(obs, b) for b in range(len(obs["command"]))]
+
+
+def stack_observations(rows: list[dict]) -> dict:
+    """Inverse of `observation_rows`: per-scene observation dicts -> one batched dict."""
+    def stack(trees):
+        first = trees[0]
+        return {k: stack([t[k] for t in trees]) for k in first} if isinstance(first, dict) else np.stack(trees)
+
+    if not rows:
+        raise ValueError("rows=[]: nothing to stack")
+    return stack(rows)

@@ -1,9 +1,6 @@
 """Where an env's scenes come from: a built-in synthetic split, a folder of scene/1 files, or
-OpenScene logs. Scenes load lazily and are kept in memory once loaded.
-
-PDM-Closed references are cached by the env (`prepare_scenes(reference_cache=...)`), so a scene
-is planned once however many episodes use it.
-"""
+OpenScene logs. Scenes load lazily and are kept in memory once loaded (the env memoises what it derives
+from each scene object: `NavsimBatch.cache`, `NavsimBatch.observations`)."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from envs.scene_file import save_plan, save_scene
-from scenarios import SCENARIOS, build_scene
+from scenarios import build_scene, families
 
 MIXED = "mixed"
 
@@ -35,15 +35,15 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--n", required=True, type=int, help="number of scenes, >= 1")
     parser.add_argument("--seed", default=0, type=int, help="base seed, >= 0")
     parser.add_argument("--scenario", default="urban_drive",
-                        help=f"scenario family ({', '.join(sorted(SCENARIOS))}) or '{MIXED}' for a random one per scene")
+                        help=f"scenario family ({', '.join(families('navsim'))}) or '{MIXED}' for a random one per scene")
     parser.add_argument("--plans", type=Path, help="also write each scene's human trajectory here (plan JSON)")
     args = parser.parse_args(argv)
     if args.n < 1:
         raise ValueError(f"--n={args.n}: must be >= 1")
     if args.seed < 0:
         raise ValueError(f"--seed={args.seed}: must be >= 0")
-    if args.scenario != MIXED and args.scenario not in SCENARIOS:
-        raise ValueError(f"--scenario={args.scenario!r}: unknown (valid: {', '.join(sorted(SCENARIOS))}, {MIXED})")
+    if args.scenario != MIXED and args.scenario not in families("navsim"):
+        raise ValueError(f"--scenario={args.scenario!r}: unknown (valid: {', '.join(families('navsim'))}, {MIXED})")
     for flag, folder in (("--out", args.out), ("--plans", args.plans)):
         if folder is not None and folder.exists() and not folder.is_dir():
             raise ValueError(f"{flag}={str(folder)!r}: exists and is not a folder")
@@ -54,8 +54,8 @@ def scene_job(seed: int, index: int, scenario: str) -> tuple[str, int]:
     """(family, scene seed) of scene `index`; depends only on (seed, index, scenario)."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, index]))
     scene_seed = int(rng.integers(2**31))
-    families = sorted(SCENARIOS)
-    name = families[int(rng.integers(len(families)))] if scenario == MIXED else scenario
+    names = families("navsim")
+    name = names[int(rng.integers(len(names)))] if scenario == MIXED else scenario
     return name, scene_seed
 
 

@@ -1,12 +1,16 @@
 """GRPO on NAVSIM pseudo-simulation: B scenes x G plans per step from the vector env, rewarded by
-PDMS or EPDMS, for the token head (per-token ratios), the flow head (Flow-GRPO SDE, per-denoising-step
-ratios) and Gaussian heads (one ratio per plan). Optional: feedback-guided refinement of all-failed
-groups (ELF-VLA), mined negatives and PDM-Closed recoveries (SpanVLA), injected with policy shaping (LUFFY).
+PDMS or EPDMS (`trainers.grpo_reward`), for the token head (per-token ratios), the flow head (Flow-GRPO
+SDE, per-denoising-step ratios) and Gaussian heads (one ratio per plan). Optional: feedback-guided
+refinement of all-failed groups (ELF-VLA), mined negatives and PDM-Closed recoveries (SpanVLA), injected
+with policy shaping (LUFFY).
 
 Papers: GRPO (arXiv 2402.03300), Dr.GRPO (2503.20783), Flow-GRPO (2505.05470), ELF-VLA (2603.01063),
 SpanVLA (2604.19710), LUFFY (2504.14945). Differences: ELF-VLA's teacher VLM is replaced by a report
 built from the scorer (`trainers.grpo_feedback`); SpanVLA's negatives / recoveries are built from our own
 samples and PDM-Closed (`trainers.grpo_samples`); spec: shared/specs/posttraining.md §1, §7, §8.
+Defaults: Dr.GRPO advantages and a k3 KL anchor (β 0.04) to the SFT start, no imitation term (see the
+`advantage`, `kl_coef` and `imitation_coef` fields for why); the flow head samples with SDE noise 0.3
+(`configs/grpo_agent/vla_flow.yaml`).
 
     python -m trainers.grpo env=navsim                                   # front door: short SFT, then GRPO
     python -m trainers.grpo agent=vla_flow init_checkpoint=runs/sft__x/agent.pt steps=100 group_size=8
@@ -21,47 +25,33 @@ from __future__ import annotations
 
 import copy
 import math
-import random
-import time
-import warnings
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-import envs  # noqa: F401  (registers the env ids)
-from agents import load_agent
 from agents.base import Samples
-from envs.metrics.epdms import EPDMS_MULTIPLIERS
-from envs.metrics.pdms import PDMS_MULTIPLIERS
 from envs.metrics.scorer import Metric
 from envs.navsim import PLAN_POSES, NavsimConfig
-from trainers.common.checkpoint import StopRequest, checkpoint_path, load_latest, rng_state, save_atomic, set_rng_state
-from trainers.common.logging import RunLogger, run_name
+from trainers.common.checkpoint import StopRequest, checkpoint_path, rng_state, save_atomic
+from trainers.common.logging import PhaseClock, RunLogger
 from trainers.common.rollout import Evaluation, agent_obs_config, select_obs
+from trainers.common.setup import (
+    AgentSpec, RunConfig, check_ranges, config_to_dict, hydra_main, make_train_vec, resolve_device, resume_latest, sft_start,
+    start_run, trainable_agent,
+)
 from trainers.grpo_feedback import RefineConfig, failure_reports, group_picture, report_file_text
+from trainers.grpo_reward import RewardConfig, reward_from_scores
 from trainers.grpo_samples import (
     ImitationTargets, NegativeConfig, RecoveryConfig, StepScenes, add_recoveries, best_slots, cat_samples, offpolicy_samples,
     perturbed_negatives, replace_rows, select_samples,
 )
-from trainers.sft import AgentSpec, LRSchedule, Resume, RunConfig, Teacher, config_to_dict, lr_factor, resolve_device
-
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
-
-
-class RewardMetric(str, Enum):
-    """Which NAVSIM total the reward follows (member names are the Hydra values)."""
-
-    pdms = "pdms"
-    """NAVSIM v1.1: NC·DAC·(EP, TTC, C weighted); env `roadloop/Navsim-v1`."""
-    epdms = "epdms"
-    """NAVSIM v2.2 one stage: NC·DAC·DDC·TLC·(EP, TTC, LK, HC, EC weighted); env `roadloop/Navsim-v2`."""
+from trainers.sft import LRSchedule, Teacher, lr_factor
 
 
 class AdvantageMode(str, Enum):
@@ -69,42 +59,6 @@ class AdvantageMode(str, Enum):
     """(r - mean) / (std + eps), std with Bessel's correction (TRL `scale_rewards="group"`)."""
     dr_grpo = "dr_grpo"
     """r - mean (Dr.GRPO: no std division, which removes the difficulty bias)."""
-
-
-@dataclass
-class RewardConfig:
-    """Reward = product of the metric's multiplicative sub-scores x weighted mean of the others."""
-
-    metric: RewardMetric = RewardMetric.pdms
-    """`pdms` or `epdms`; also the total that decides failure (`fail_score`) and the evaluation score."""
-    ep_weight: float = 5.0
-    """Ego-progress weight (NAVSIM 5; ReCogDrive's 10 invites progress hacking, spec §7.1)."""
-    ttc_weight: float = 5.0
-    """Time-to-collision weight (NAVSIM 5)."""
-    c_weight: float = 2.0
-    """Comfort weight (PDMS only; NAVSIM 2)."""
-    lk_weight: float = 2.0
-    """Lane-keeping weight (EPDMS only; NAVSIM 2)."""
-    hc_weight: float = 2.0
-    """History-comfort weight (EPDMS only; NAVSIM 2)."""
-    ec_weight: float = 2.0
-    """Extended-comfort weight (EPDMS only; NAVSIM 2; EC is 1 for one-stage scoring)."""
-    hard_mask: bool = False
-    """DiffusionDriveV2-style: any collision (NC < 1) or leaving the drivable area (DAC 0) gives -1."""
-
-    def __post_init__(self):
-        self.metric = RewardMetric(self.metric)
-        weights = {k: getattr(self, f"{k}_weight") for k in ("ep", "ttc", "c", "lk", "hc", "ec")}
-        if not all(math.isfinite(w) and w >= 0 for w in weights.values()) or sum(weights[k] for k in self.weighted) <= 0:
-            raise ValueError(f"reward weights={weights}: must be finite, >= 0 and not all 0 for {self.metric.value}")
-
-    @property
-    def multiplicative(self) -> tuple[str, ...]:
-        return PDMS_MULTIPLIERS if self.metric is RewardMetric.pdms else EPDMS_MULTIPLIERS
-
-    @property
-    def weighted(self) -> tuple[str, ...]:
-        return ("ep", "ttc", "c") if self.metric is RewardMetric.pdms else ("ep", "ttc", "lk", "hc", "ec")
 
 
 @dataclass
@@ -140,6 +94,12 @@ class GRPOConfig:
     """B: scenes (groups) per step."""
     group_size: int = 8
     """G: plans sampled per scene; advantages are normalised within each group. At least 2."""
+    temperature: float | None = None
+    """Token head: sampling temperature of the rollouts and of their log-probs (ratios stay exact); None keeps
+    the agent's. Evaluation decodes greedily."""
+    noise_level: float | None = None
+    """Flow head: Flow-GRPO SDE noise level a of the rollouts and of their log-probs; None keeps the agent's.
+    Evaluation integrates the deterministic ODE."""
     reward: RewardConfig = field(default_factory=RewardConfig)
     """Metric, sub-score weights, hard masks."""
     fail_score: float = 0.0
@@ -147,8 +107,10 @@ class GRPOConfig:
     are refined, and failing perturbations become negatives."""
 
     # --- objective ---
-    advantage: AdvantageMode = AdvantageMode.std
-    """`std` (GRPO) or `dr_grpo`."""
+    advantage: AdvantageMode = AdvantageMode.dr_grpo
+    """`dr_grpo` or `std` (GRPO). With `std` a group of safe plans that differ only by a little progress gets
+    advantages as large as a group where one plan crashes, so the policy learns to speed up and crashes more
+    (token head on navtest: NC fell, PDMS fell); `dr_grpo` keeps the crash signal 90x larger (hand-worked test)."""
     adv_eps: float = 1e-4
     """Added to the group std (TRL, Flow-GRPO: 1e-4)."""
     drop_zero_variance: bool = True
@@ -160,10 +122,12 @@ class GRPOConfig:
     """Clip range above 1 (DAPO clip-higher 0.28); None: `clip_eps`."""
     num_iterations: int = 1
     """μ: updates per batch of rollouts; 1 makes the ratio exactly 1 (REINFORCE with a group baseline)."""
-    kl_coef: float = 0.0
-    """Weight of the k3 KL to the frozen start policy; 0 never builds the reference copy."""
-    imitation_coef: float = 0.1
-    """Weight of the agent's imitation loss to the `teacher`'s plans (anchor against reward hacking, spec §7.1)."""
+    kl_coef: float = 0.04
+    """Weight of the k3 KL to the frozen start policy (AutoVLA, Flow-GRPO β 0.04): the anchor that keeps the
+    sampling entropy (no collapse into all-failed groups); 0 never builds the reference copy."""
+    imitation_coef: float = 0.0
+    """Weight of the agent's imitation loss to the `teacher`'s plans (spec §7.1 anchor). Off by default: next to
+    Dr.GRPO advantages (|A| ~ 0.1) it outweighs the policy gradient and the run becomes more SFT."""
     shaping_gamma: float = 0.1
     """γ of the policy shaping p / (p + γ) of injected samples (LUFFY 0.1)."""
     step_discount: float = 1.0
@@ -210,42 +174,17 @@ class GRPOConfig:
         self.teacher, self.advantage, self.lr_schedule = Teacher(self.teacher), AdvantageMode(self.advantage), LRSchedule(self.lr_schedule)
         if self.group_size < 2:
             raise ValueError(f"group_size={self.group_size}: GRPO needs at least 2 samples per group")
-        for name in ("batch_size", "steps", "num_iterations", "eval_scenes", "eval_batch_size", "log_every", "ckpt_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)!r}: must be >= 1")
-        for name in ("sft_steps", "eval_every", "image_every", "warmup_steps"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name}={getattr(self, name)!r}: must be >= 0")
-        for name in ("adv_eps", "clip_eps", "kl_coef", "imitation_coef", "weight_decay", "grad_clip", "shaping_gamma"):
-            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
-                raise ValueError(f"{name}={getattr(self, name)!r}: must be finite and >= 0")
-        if self.shaping_gamma <= 0 or self.lr <= 0 or self.sft_lr <= 0 or not 0 < self.step_discount <= 1:
-            raise ValueError(f"shaping_gamma={self.shaping_gamma}, lr={self.lr}, sft_lr={self.sft_lr}, "
-                             f"step_discount={self.step_discount}: need γ > 0, lr > 0 and step_discount in (0, 1]")
-        if self.clip_eps_high is not None and not self.clip_eps_high >= 0:
-            raise ValueError(f"clip_eps_high={self.clip_eps_high!r}: must be >= 0 or None")
-        if self.max_train_scenes is not None and self.max_train_scenes < 1:
-            raise ValueError(f"max_train_scenes={self.max_train_scenes}: must be >= 1 or None")
+        check_ranges(self, at_least_one=("batch_size", "steps", "num_iterations", "eval_scenes", "eval_batch_size", "log_every",
+                                         "ckpt_every", "max_train_scenes"),
+                     non_negative=("sft_steps", "eval_every", "image_every", "warmup_steps", "adv_eps", "clip_eps",
+                                   "clip_eps_high", "kl_coef", "imitation_coef", "weight_decay", "grad_clip"),
+                     positive=("shaping_gamma", "lr", "sft_lr", "step_discount", "temperature", "noise_level"), unit=("step_discount",),
+                     device=self.device)
         if self.negatives.per_group > self.group_size:
             raise ValueError(f"negatives.per_group={self.negatives.per_group}: at most group_size={self.group_size} (one per sample)")
-        if self.device != "auto":
-            torch.device(self.device)
 
 
 # --- pure maths ----------------------------------------------------------------------------------
-
-
-def reward_from_scores(scores: dict[str, Any], cfg: RewardConfig) -> Tensor:
-    """Reward (B, G) float64 from sub-score tables {key: (B, G)}: Π multiplicative · Σ w·s / Σ w,
-    then -1 where `hard_mask` and a collision (NC < 1) or off-road (DAC < 1) happened."""
-    table = {k: torch.as_tensor(np.asarray(scores[k]), dtype=torch.float64) for k in (*cfg.multiplicative, *cfg.weighted)}
-    weights = {k: getattr(cfg, f"{k}_weight") for k in cfg.weighted}
-    product = torch.stack([table[k] for k in cfg.multiplicative]).prod(0)
-    weighted = sum(w * table[k] for k, w in weights.items()) / sum(weights.values())
-    reward = product * weighted
-    if cfg.hard_mask:
-        reward = torch.where((table["nc"] < 1) | (table["dac"] < 1), -1.0, reward)
-    return reward
 
 
 def group_advantages(rewards: Tensor, valid: Tensor, mode: AdvantageMode | str = AdvantageMode.std,
@@ -351,41 +290,23 @@ def grpo_loss(logp_new: Tensor, logp_old: Tensor, advantages: Tensor, clip_eps: 
 # --- training ------------------------------------------------------------------------------------
 
 
-def sft_checkpoint(cfg: GRPOConfig, run_dir: Path) -> Path:
-    """The start policy when `init_checkpoint` is None: a short SFT of `cfg.agent` into {run_dir}/sft."""
-    from trainers.sft import SFTConfig, train as sft_train
-
-    path = run_dir / "sft" / "agent.pt"
-    if not path.is_file():
-        sft_train(SFTConfig(env=cfg.env, agent=cfg.agent, run=RunConfig(seed=cfg.run.seed, dir=str(path.parent)),
-                            device=cfg.device, train_split=cfg.train_split, max_train_scenes=cfg.max_train_scenes,
-                            teacher=cfg.teacher, steps=max(1, cfg.sft_steps), lr=cfg.sft_lr, eval_every=0,
-                            log_every=max(1, cfg.sft_steps // 20), ckpt_every=max(1, cfg.sft_steps), progress=cfg.progress))
-    return path
-
-
 def train(cfg: GRPOConfig) -> dict[str, Any]:
     """Run GRPO; returns {"run_dir", "step", "first_eval", "last_eval", "last_metrics"}."""
 
     # --- setup ---
-    device = resolve_device(cfg.device)
-    run_dir = Path(cfg.run.dir) if cfg.run.dir else Path(cfg.run.root) / run_name("grpo", "navsim", cfg.run.seed)
-    random.seed(cfg.run.seed)
-    np.random.seed(cfg.run.seed)
-    torch.manual_seed(cfg.run.seed)
-    init_path = Path(cfg.init_checkpoint) if cfg.init_checkpoint else sft_checkpoint(cfg, run_dir)
-    agent = load_agent(init_path).to(device)
-    if agent.name != cfg.agent.name:
-        raise ValueError(f"init_checkpoint={str(init_path)!r}: holds a {agent.name!r} agent, agent.name={cfg.agent.name!r}")
+    device, run_dir = resolve_device(cfg.device), start_run(cfg.run, "grpo", "navsim")
+    init_path = Path(cfg.init_checkpoint) if cfg.init_checkpoint else sft_start(cfg, run_dir, cfg.sft_steps, cfg.sft_lr)
+    agent = trainable_agent(cfg.agent, init_path, device, needs=("sample", "log_prob", "imitation_loss"))
+    for knob in ("temperature", "noise_level"):     # exploration of the rollouts, saved with the agent
+        if getattr(cfg, knob) is not None:
+            if not hasattr(getattr(agent, "config", None), knob):
+                raise ValueError(f"{knob}={getattr(cfg, knob)}: agent {agent.name!r} samples without a {knob}")
+            setattr(agent.config, knob, getattr(cfg, knob))
     reference = copy.deepcopy(agent).eval().requires_grad_(False) if cfg.kl_coef > 0 else None
     metric = Metric(cfg.reward.metric.value)
     obs_config = agent_obs_config(frozenset(agent.inputs), cfg.env.obs)
     env_config = replace(cfg.env, split=cfg.train_split, max_scenes=cfg.max_train_scenes, obs=obs_config)
-    version = 1 if metric is Metric.PDMS else 2
-    with warnings.catch_warnings():     # gymnasium flags v1 as "out of date" because v2 exists; v1 is PDMS on purpose
-        warnings.simplefilter("ignore", DeprecationWarning)
-        vec = gym.make_vec(f"roadloop/Navsim-v{version}", num_envs=cfg.batch_size, vectorization_mode="vector_entry_point",
-                           config=env_config)
+    vec = make_train_vec(f"roadloop/Navsim-v{1 if metric is Metric.PDMS else 2}", cfg.batch_size, env_config)
     scene_rng = np.random.default_rng(cfg.run.seed)
     sample_gen = torch.Generator(device=device).manual_seed(cfg.run.seed)
     aux_gen = torch.Generator().manual_seed(cfg.run.seed + 1)
@@ -397,15 +318,8 @@ def train(cfg: GRPOConfig) -> dict[str, Any]:
                   if cfg.eval_every else None)
     expert_plans = ImitationTargets(cfg.teacher.value)
     config_dict = {**config_to_dict(cfg), "init_checkpoint": str(init_path)}
-    step = 0
-    state = load_latest(run_dir) if cfg.run.resume is Resume.auto else None
-    if state is not None:
-        agent.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        set_rng_state(state["rng"], generators)
-        step = int(state["step"])
-        print(f"resumed {run_dir} at step {step}")
+    step, _ = resume_latest(run_dir, cfg.run.resume, {"model": agent, "optimizer": optimizer, "scheduler": scheduler},
+                            generators, config_dict)
     logger = RunLogger(run_dir, config_dict)
 
     def checkpoint() -> None:
@@ -414,10 +328,7 @@ def train(cfg: GRPOConfig) -> dict[str, Any]:
                      "agent": cfg.agent.name}, checkpoint_path(run_dir, step))
 
     def run_eval() -> dict[str, float]:
-        agent.eval()
-        scores = evaluation.run(agent, seed=cfg.run.seed, progress=cfg.progress)
-        logger.log_scalars({f"score/{k}": v for k, v in scores.items() if k != "num_scenes"}, step)
-        return scores
+        return evaluation.run_logged(agent, logger, step, cfg.run.seed, cfg.progress)
 
     first_eval = last_eval = None
     if evaluation is not None and step == 0:
@@ -429,16 +340,8 @@ def train(cfg: GRPOConfig) -> dict[str, Any]:
     bar = tqdm(total=cfg.steps, initial=step, desc="grpo", unit="step", disable=not cfg.progress)
     with StopRequest() as stop:
         while step < cfg.steps and not stop.requested:
-            clock = {"env": 0.0, "sampling": 0.0, "scoring": 0.0, "update": 0.0}   # env: scene draw, observations, metric cache
-            tick = time.perf_counter()
-
-            def lap(phase: str) -> None:
-                nonlocal tick
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                now = time.perf_counter()
-                clock[phase] += now - tick
-                tick = now
+            clock = PhaseClock(("env", "sampling", "scoring", "update"), device)    # env: scene draw, observations, metric cache
+            lap = clock.lap
 
             # --- rollout: scenes (env draw + recovery starts) and observations ---
             obs, _ = vec.reset(seed=int(scene_rng.integers(2**31 - 1)))
@@ -521,7 +424,9 @@ def train(cfg: GRPOConfig) -> dict[str, Any]:
             for iteration in range(cfg.num_iterations):
                 logp_total, logp_parts = agent.log_prob(obs, group.to(device))
                 logp_units = logp_parts if logp_parts is not None else logp_total[..., None]
-                old_units = logp_units.detach() if old_units is None else old_units
+                if old_units is None:   # the sampler's log-probs must be the update's at the same weights
+                    old_units = logp_units.detach()
+                    logp_gap = float((logp_total.detach().cpu() - group.logp)[~injected].abs().max())
                 policy_loss, stats = grpo_loss(logp_units, old_units, advantages, cfg.clip_eps, weights, ref_units, cfg.kl_coef,
                                                clip_eps_high=cfg.clip_eps_high, injected=injected, gamma=cfg.shaping_gamma,
                                                unit_dims=unit_dims, unit_weights=unit_weights)
@@ -560,8 +465,9 @@ def train(cfg: GRPOConfig) -> dict[str, Any]:
                 **{f"losses/{k}": v for k, v in stats.items()},
                 "losses/imitation": float(imitation.detach()), "losses/total": float(loss.detach()), "losses/grad_norm": float(grad_norm),
                 "losses/entropy": float(-old_units.cpu()[on_policy].mean()) if bool(on_policy.any()) else 0.0,
-                "losses/injected_grad_share": share, "charts/lr": scheduler.get_last_lr()[0],
-                **{f"charts/time_{k}": v for k, v in clock.items()}, "charts/steps_per_s": 1.0 / max(1e-9, sum(clock.values())),
+                "losses/injected_grad_share": share, "losses/logp_gap": logp_gap, "charts/lr": scheduler.get_last_lr()[0],
+                **{f"charts/time_{k}": v for k, v in clock.seconds.items()},
+                "charts/steps_per_s": 1.0 / max(1e-9, sum(clock.seconds.values())),
             }
             last_metrics = metrics
             bar.set_postfix(reward=f"{metrics['rollout/reward']:.3f}")
@@ -591,35 +497,8 @@ def train(cfg: GRPOConfig) -> dict[str, Any]:
 # --- Hydra entry ----------------------------------------------------------------------------------
 
 
-def register_configs() -> None:
-    """Register `GRPOConfig` as the structured schema `grpo_schema` (unknown keys are errors)."""
-    from hydra.core.config_store import ConfigStore
-    from omegaconf import OmegaConf
-
-    schema = OmegaConf.structured(GRPOConfig)
-    OmegaConf.set_readonly(schema.env.obs, False)  # ObservationConfig is frozen; overrides must still merge
-    OmegaConf.set_struct(schema.agent.kwargs, False)  # open: the agent's own config checks these names
-    ConfigStore.instance().store(name="grpo_schema", node=schema)
-
-
-def from_hydra(cfg) -> GRPOConfig:
-    """A composed Hydra config -> a validated GRPOConfig (runs every __post_init__)."""
-    from omegaconf import OmegaConf
-
-    return OmegaConf.to_object(cfg)
-
-
 def main() -> None:
-    import hydra
-
-    register_configs()
-
-    @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="grpo")
-    def run(cfg) -> None:
-        result = train(from_hydra(cfg))
-        print({k: v for k, v in result.items() if k in ("run_dir", "step", "first_eval", "last_eval")})
-
-    run()
+    hydra_main("grpo", GRPOConfig, train, ("run_dir", "step", "first_eval", "last_eval"))
 
 
 if __name__ == "__main__":

@@ -26,12 +26,10 @@ Keys mirror `PPOConfig`; `env.*`, `agent.*`, `run.*` are as in `trainers.sft`. R
 from __future__ import annotations
 
 import math
-import random
 import time
 import warnings
 from dataclasses import asdict, dataclass, field, fields, replace
 from enum import Enum
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,16 +40,17 @@ from tqdm.auto import tqdm
 from agents.base import Samples
 from envs.metrics.scorer import Metric
 from envs.navsim import NavsimConfig
-from trainers.common.checkpoint import StopRequest, checkpoint_path, load_latest, rng_state, save_atomic, set_rng_state
-from trainers.common.logging import RunLogger, run_name
+from trainers.common.checkpoint import StopRequest, checkpoint_path, rng_state, save_atomic
+from trainers.common.logging import RunLogger
 from trainers.common.rollout import Evaluation, agent_obs_config, select_obs
 from trainers.reward_model import (
     SUBSCORES, RewardDataset, RewardModelConfig, RewardWorldModel, SceneEncoder, SceneFeatures, fit_reward_model,
     predicted_score, ranking_accuracy, scene_features, subscore_errors,
 )
-from trainers.sft import AgentSpec, Resume, RunConfig, Teacher, config_to_dict, resolve_device
-
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+from trainers.common.setup import (
+    AgentSpec, RunConfig, check_ranges, config_to_dict, hydra_main, make_train_vec, resolve_device, resume_latest, start_run, trainable_agent,
+)
+from trainers.sft import Teacher
 
 ENV_STAGES = {"roadloop/Navsim-v1": (1, Metric.PDMS), "roadloop/Navsim-v2": (2, Metric.EPDMS)}
 """Supported env ids -> (steps per episode, the metric of each stage's score)."""
@@ -172,28 +171,12 @@ class PPOConfig:
         if self.stages > 1 and self.num_samples != 1:
             raise ValueError(f"num_samples={self.num_samples}: {self.env_id} has {self.stages} stages; only one plan "
                              "per env can continue an episode, so it needs num_samples=1")
-        for name in ("num_envs", "num_samples", "steps", "n_epochs", "batch_size", "true_score_every", "rwm_batch_size",
-                     "rwm_width", "rwm_hidden", "rwm_buffer_scenes", "eval_scenes", "eval_batch_size", "log_every", "ckpt_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)!r}: must be >= 1")
-        for name in ("rwm_updates", "eval_every"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name}={getattr(self, name)!r}: must be >= 0")
-        for name in ("gamma", "gae_lambda"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(f"{name}={getattr(self, name)!r}: must be within [0, 1]")
-        for name in ("ent_coef", "vf_coef", "max_grad_norm", "imitation_coef"):
-            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
-                raise ValueError(f"{name}={getattr(self, name)!r}: must be finite and >= 0")
-        for name in ("learning_rate", "vf_learning_rate", "rwm_lr", "clip_range"):
-            if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
-                raise ValueError(f"{name}={getattr(self, name)!r}: must be positive and finite")
-        if self.target_kl is not None and not self.target_kl > 0:
-            raise ValueError(f"target_kl={self.target_kl!r}: must be > 0 or None")
-        if self.max_train_scenes is not None and self.max_train_scenes < 1:
-            raise ValueError(f"max_train_scenes={self.max_train_scenes}: must be >= 1 or None")
-        if self.device != "auto":
-            torch.device(self.device)
+        check_ranges(self, at_least_one=("num_envs", "num_samples", "steps", "n_epochs", "batch_size", "true_score_every",
+                                         "rwm_batch_size", "rwm_width", "rwm_hidden", "rwm_buffer_scenes", "eval_scenes",
+                                         "eval_batch_size", "log_every", "ckpt_every", "max_train_scenes"),
+                     non_negative=("rwm_updates", "eval_every", "ent_coef", "vf_coef", "max_grad_norm", "imitation_coef"),
+                     positive=("learning_rate", "vf_learning_rate", "rwm_lr", "clip_range", "target_kl"),
+                     unit=("gamma", "gae_lambda"), device=self.device)
 
     @property
     def stages(self) -> int:
@@ -337,36 +320,18 @@ class Stage:
 
 def train(cfg: PPOConfig) -> dict[str, Any]:
     """Run PPO + RWM; returns {"run_dir", "step", "scorer_plans", "first_eval", "last_eval", "last_metrics"}."""
-    import gymnasium as gym
-
-    import envs  # noqa: F401  (registers the env ids)
-    from agents import load_agent, make_agent
     from trainers.grpo_samples import ImitationTargets
 
     # --- setup ---
-    device = resolve_device(cfg.device)
-    env_name = cfg.env_id.split("/")[-1].lower()
-    run_dir = Path(cfg.run.dir) if cfg.run.dir else Path(cfg.run.root) / run_name("ppo", env_name, cfg.run.seed)
-    random.seed(cfg.run.seed)
-    np.random.seed(cfg.run.seed)
-    torch.manual_seed(cfg.run.seed)
-    try:
-        agent = load_agent(cfg.init_checkpoint) if cfg.init_checkpoint else make_agent(cfg.agent.name, **cfg.agent.kwargs)
-    except TypeError as error:
-        raise ValueError(f"agent.kwargs={dict(cfg.agent.kwargs)!r}: {error}") from error
-    if not (isinstance(agent, nn.Module) and hasattr(agent, "sample") and hasattr(agent, "log_prob")):
-        raise ValueError(f"agent.name={cfg.agent.name!r}: not a trainable agent (needs nn.Module + sample + log_prob)")
-    if agent.name != cfg.agent.name:
-        raise ValueError(f"init_checkpoint={cfg.init_checkpoint!r}: holds a {agent.name!r} agent, agent.name={cfg.agent.name!r}")
+    device, run_dir = resolve_device(cfg.device), start_run(cfg.run, "ppo", cfg.env_id.split("/")[-1].lower())
+    agent = trainable_agent(cfg.agent, cfg.init_checkpoint, device, needs=("sample", "log_prob"))
     agent.to(device).eval()  # dropout stays off: the first epoch's ratios must be exactly 1
     if cfg.ent_coef > 0 and closed_form_entropy(agent) is None:
         warnings.warn(f"ent_coef={cfg.ent_coef}: agent {agent.name!r} has no closed-form entropy; no entropy bonus")
     metric, stages, group = cfg.metric, cfg.stages, cfg.num_samples
     obs_config = agent_obs_config(frozenset(agent.inputs) | {"privileged"}, replace(cfg.env.obs, privileged=True))
     env_config = replace(cfg.env, split=cfg.train_split, max_scenes=cfg.max_train_scenes, obs=obs_config)
-    with warnings.catch_warnings():     # gymnasium flags v1 as "out of date" because v2 exists; v1 is PDMS on purpose
-        warnings.simplefilter("ignore", DeprecationWarning)
-        vec = gym.make_vec(cfg.env_id, num_envs=cfg.num_envs, vectorization_mode="vector_entry_point", config=env_config)
+    vec = make_train_vec(cfg.env_id, cfg.num_envs, env_config)
     critic = ValueNetwork(cfg.rwm_width, seed=cfg.run.seed).to(device)
     rwm = RewardWorldModel(RewardModelConfig(width=cfg.rwm_width, hidden=cfg.rwm_hidden, seed=cfg.run.seed)).to(device).eval()
     dataset = RewardDataset(cfg.rwm_buffer_scenes)
@@ -380,15 +345,10 @@ def train(cfg: PPOConfig) -> dict[str, Any]:
     experts = ImitationTargets(cfg.teacher.value) if cfg.imitation_coef > 0 else None
     evaluation = Evaluation(cfg.env, cfg.eval_split, cfg.eval_scenes, cfg.eval_batch_size, metric) if cfg.eval_every else None
     config_dict = config_to_dict(cfg)
-    step, counters = 0, {"scorer_plans": 0, "rwm_refreshes": 0}
-    state = load_latest(run_dir) if cfg.run.resume is Resume.auto else None
-    if state is not None:
-        for module, key in ((agent, "model"), (critic, "critic"), (rwm, "rwm"), (optimizer, "optimizer"),
-                            (rwm_optimizer, "rwm_optimizer"), (dataset, "dataset")):
-            module.load_state_dict(state[key])
-        set_rng_state(state["rng"], generators)
-        step, counters = int(state["step"]), dict(state["counters"])
-        print(f"resumed {run_dir} at step {step}")
+    parts = {"model": agent, "critic": critic, "rwm": rwm, "optimizer": optimizer, "rwm_optimizer": rwm_optimizer,
+             "dataset": dataset}
+    step, state = resume_latest(run_dir, cfg.run.resume, parts, generators, config_dict)
+    counters = dict(state.get("counters", {"scorer_plans": 0, "rwm_refreshes": 0}))
     logger = RunLogger(run_dir, config_dict)
 
     def checkpoint() -> None:
@@ -398,9 +358,7 @@ def train(cfg: PPOConfig) -> dict[str, Any]:
                      "config": config_dict, "agent": agent.name}, checkpoint_path(run_dir, step))
 
     def run_eval() -> dict[str, float]:
-        scores = evaluation.run(agent, seed=cfg.run.seed, progress=cfg.progress)
-        logger.log_scalars({f"score/{k}": v for k, v in scores.items() if k != "num_scenes"}, step)
-        return scores
+        return evaluation.run_logged(agent, logger, step, cfg.run.seed, cfg.progress)
 
     first_eval = last_eval = None
     if evaluation is not None and step == 0:
@@ -564,35 +522,8 @@ def train(cfg: PPOConfig) -> dict[str, Any]:
 # --- Hydra entry ----------------------------------------------------------------------------------
 
 
-def register_configs() -> None:
-    """Register `PPOConfig` as the structured schema `ppo_schema` (unknown keys are errors)."""
-    from hydra.core.config_store import ConfigStore
-    from omegaconf import OmegaConf
-
-    schema = OmegaConf.structured(PPOConfig)
-    OmegaConf.set_readonly(schema.env.obs, False)  # ObservationConfig is frozen; overrides must still merge
-    OmegaConf.set_struct(schema.agent.kwargs, False)  # open: the agent's own config checks these names
-    ConfigStore.instance().store(name="ppo_schema", node=schema)
-
-
-def from_hydra(cfg) -> PPOConfig:
-    """A composed Hydra config -> a validated PPOConfig (runs every __post_init__)."""
-    from omegaconf import OmegaConf
-
-    return OmegaConf.to_object(cfg)
-
-
 def main() -> None:
-    import hydra
-
-    register_configs()
-
-    @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="ppo")
-    def run(cfg) -> None:
-        result = train(from_hydra(cfg))
-        print({k: v for k, v in result.items() if k in ("run_dir", "step", "scorer_plans", "first_eval", "last_eval")})
-
-    run()
+    hydra_main("ppo", PPOConfig, train, ("run_dir", "step", "scorer_plans", "first_eval", "last_eval"))
 
 
 if __name__ == "__main__":

@@ -17,11 +17,9 @@ built-in splits are generated and cached on first use (all 10k navtrain scenes u
 from __future__ import annotations
 
 import math
-import random
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from enum import Enum
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,11 +30,12 @@ from agents import make_agent
 from envs.navsim import NavsimConfig
 from envs.navsim_obs import ObservationConfig, build_observations
 from envs.scene_source import open_scene_source
-from trainers.common.checkpoint import StopRequest, checkpoint_path, load_latest, rng_state, save_atomic, set_rng_state
-from trainers.common.logging import RunLogger, flatten_config, run_name
+from trainers.common.checkpoint import StopRequest, checkpoint_path, rng_state, save_atomic
+from trainers.common.logging import RunLogger
 from trainers.common.rollout import Evaluation, agent_obs_config, select_obs, stack_obs
-
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+from trainers.common.setup import (
+    AgentSpec, RunConfig, check_ranges, config_to_dict, hydra_main, resolve_device, resume_latest, start_run, trainable_agent,
+)
 
 
 class Teacher(str, Enum):
@@ -48,42 +47,11 @@ class Teacher(str, Enum):
     """PDM-Closed's plan on the ground-truth scene (privileged rule-based teacher), 8 poses at 0.5 s."""
 
 
-class Resume(str, Enum):
-    auto = "auto"
-    """Continue from the latest checkpoint in `run.dir` when there is one."""
-    never = "never"
-    """Always start from step 0 (an existing checkpoint in `run.dir` is overwritten as training goes)."""
-
-
 class LRSchedule(str, Enum):
     constant = "constant"
     """`lr` after the warm-up."""
     cosine = "cosine"
     """Cosine decay from `lr` to 0 over the steps after the warm-up."""
-
-
-@dataclass
-class AgentSpec:
-    """Which agent to train (`agents.make_agent(name, **kwargs)`)."""
-
-    name: str = "vla_token"
-    """A trainable agent: `vla_token`, `vla_flow`, `ego_mlp`."""
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    """Constructor arguments (the agent's config fields, e.g. `preset`, `cameras` for the VLA agents)."""
-
-
-@dataclass
-class RunConfig:
-    """Seed, folder and resume of one run."""
-
-    seed: int = 0
-    """Seeds python, numpy, torch and the batch-order generator."""
-    dir: str | None = None
-    """Run folder; None: `{root}/sft__navsim__{seed}__{YYYYmmdd-HHMMSS}` (fresh, so pass `dir` to resume)."""
-    root: str = "runs"
-    """Parent folder of generated run folders."""
-    resume: Resume = Resume.auto
-    """`auto`: continue from the latest checkpoint in `dir`; `never`: start over."""
 
 
 @dataclass
@@ -146,21 +114,10 @@ class SFTConfig:
 
     def __post_init__(self):
         self.teacher = Teacher(self.teacher)
-        for name in ("steps", "batch_size", "eval_scenes", "eval_batch_size", "log_every", "ckpt_every", "prepare_block"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)!r}: must be >= 1")
-        for name in ("eval_every", "eval_images", "warmup_steps"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name}={getattr(self, name)!r}: must be >= 0")
-        for name in ("weight_decay", "grad_clip"):
-            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
-                raise ValueError(f"{name}={getattr(self, name)!r}: must be finite and >= 0")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr={self.lr!r}: must be positive and finite")
-        if self.max_train_scenes is not None and self.max_train_scenes < 1:
-            raise ValueError(f"max_train_scenes={self.max_train_scenes}: must be >= 1 or None")
-        if self.device != "auto":
-            torch.device(self.device)  # raises for a malformed device string
+        check_ranges(self, at_least_one=("steps", "batch_size", "eval_scenes", "eval_batch_size", "log_every", "ckpt_every",
+                                         "prepare_block", "max_train_scenes"),
+                     non_negative=("eval_every", "eval_images", "warmup_steps", "weight_decay", "grad_clip"),
+                     positive=("lr",), device=self.device)
 
 
 # --- pure helpers -------------------------------------------------------------------------------
@@ -246,29 +203,15 @@ class ExpertData:
         return stack_obs(parts), torch.from_numpy(np.concatenate(experts))
 
 
-def resolve_device(name: str) -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else torch.device(name)
-
-
 # --- training -----------------------------------------------------------------------------------
 
 
 def train(cfg: SFTConfig) -> dict[str, Any]:
     """Run SFT; returns {"run_dir", "step", "loss" (last step's), "first_eval", "last_eval"}."""
     # --- setup ---
-    device = resolve_device(cfg.device)
-    run_dir = Path(cfg.run.dir) if cfg.run.dir else Path(cfg.run.root) / run_name("sft", "navsim", cfg.run.seed)
-    random.seed(cfg.run.seed)
-    np.random.seed(cfg.run.seed)
-    torch.manual_seed(cfg.run.seed)
+    device, run_dir = resolve_device(cfg.device), start_run(cfg.run, "sft", "navsim")
     data_rng = np.random.default_rng(cfg.run.seed)
-    try:
-        agent = make_agent(cfg.agent.name, **cfg.agent.kwargs)
-    except TypeError as error:
-        raise ValueError(f"agent.kwargs={dict(cfg.agent.kwargs)!r}: {error}") from error
-    if not (isinstance(agent, torch.nn.Module) and hasattr(agent, "imitation_loss")):
-        raise ValueError(f"agent.name={cfg.agent.name!r}: not a trainable agent (needs nn.Module + imitation_loss)")
-    agent.to(device)
+    agent = trainable_agent(cfg.agent, None, device, needs=("imitation_loss",))
     teacher = make_agent(cfg.teacher.value)
     obs_config = agent_obs_config(frozenset(agent.inputs) | frozenset(teacher.inputs), cfg.env.obs)
     data = ExpertData(cfg.env, cfg.train_split, cfg.max_train_scenes, teacher, obs_config, cfg.prepare_block)
@@ -280,18 +223,8 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
     evaluation = Evaluation(cfg.env, cfg.eval_split, cfg.eval_scenes, cfg.eval_batch_size) if cfg.eval_every else None
     config_dict = config_to_dict(cfg)
 
-    step = 0
-    state = load_latest(run_dir) if cfg.run.resume is Resume.auto else None
-    if state is not None:
-        agent.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        sampler.load_state_dict(state["sampler"])
-        set_rng_state(state["rng"], {"data": data_rng})
-        step = int(state["step"])
-        before = flatten_config(state["config"])
-        changed = sorted(k for k, v in flatten_config(config_dict).items() if before.get(k) != v)
-        print(f"resumed {run_dir} at step {step}" + (f"; changed settings: {', '.join(changed)}" if changed else ""))
+    step, _ = resume_latest(run_dir, cfg.run.resume, {"model": agent, "optimizer": optimizer, "scheduler": scheduler,
+                                                      "sampler": sampler}, {"data": data_rng}, config_dict)
     logger = RunLogger(run_dir, config_dict)
 
     def checkpoint() -> None:
@@ -302,12 +235,7 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
         }, checkpoint_path(run_dir, step))
 
     def run_eval() -> dict[str, float]:
-        agent.eval()
-        scores = evaluation.run(agent, seed=cfg.run.seed, progress=cfg.progress)
-        logger.log_scalars({f"score/{k}": v for k, v in scores.items() if k != "num_scenes"}, step)
-        for index in range(min(cfg.eval_images, evaluation.num_scenes)):
-            logger.log_image(f"charts/bev_{index}", evaluation.render(index), step)
-        return scores
+        return evaluation.run_logged(agent, logger, step, cfg.run.seed, cfg.progress, cfg.eval_images)
 
     first_eval = last_eval = None
     if evaluation is not None and step == 0:
@@ -356,50 +284,8 @@ def train(cfg: SFTConfig) -> dict[str, Any]:
 # --- Hydra entry ----------------------------------------------------------------------------------
 
 
-def config_to_dict(cfg: SFTConfig) -> dict[str, Any]:
-    """The resolved config as plain YAML-able values (enums as their values, tuples as lists)."""
-
-    def plain(value):
-        if isinstance(value, Enum):
-            return value.value
-        if isinstance(value, dict):
-            return {k: plain(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [plain(v) for v in value]
-        return value
-
-    return plain(asdict(cfg))
-
-
-def register_configs() -> None:
-    """Register `SFTConfig` as the structured schema `sft_schema` (unknown keys are errors)."""
-    from hydra.core.config_store import ConfigStore
-    from omegaconf import OmegaConf
-
-    schema = OmegaConf.structured(SFTConfig)
-    OmegaConf.set_readonly(schema.env.obs, False)  # ObservationConfig is frozen; overrides must still merge
-    OmegaConf.set_struct(schema.agent.kwargs, False)  # open: the agent's own config checks these names
-    ConfigStore.instance().store(name="sft_schema", node=schema)
-
-
-def from_hydra(cfg) -> SFTConfig:
-    """A composed Hydra config -> a validated SFTConfig (runs every __post_init__)."""
-    from omegaconf import OmegaConf
-
-    return OmegaConf.to_object(cfg)
-
-
 def main() -> None:
-    import hydra
-
-    register_configs()
-
-    @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="sft")
-    def run(cfg) -> None:
-        result = train(from_hydra(cfg))
-        print({k: v for k, v in result.items() if k != "first_eval"})
-
-    run()
+    hydra_main("sft", SFTConfig, train, ("run_dir", "step", "loss", "last_eval"))
 
 
 if __name__ == "__main__":

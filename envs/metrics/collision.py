@@ -14,7 +14,7 @@ import math
 import torch
 from torch import Tensor
 
-from envs.metrics.context import Observation
+from envs.metrics.context import Observation, bounding_circles
 from envs.metrics.ego_areas import EgoAreas
 from envs.metrics.result import MetricResult
 from envs.sim.geometry import boxes_intersect, segment_intersects_box
@@ -45,14 +45,6 @@ def relative_angle(pose: Tensor, point: Tensor) -> Tensor:
     return torch.arccos(torch.cos(heading) * (dx / norm) + torch.sin(heading) * (dy / norm))
 
 
-def bounding_circles(corners: Tensor) -> tuple[Tensor, Tensor]:
-    """Circles around boxes (..., 4, 2) [m]: centre = mean of the corners (..., 2), radius = farthest corner (...)."""
-    center = (corners[..., 0, :] + corners[..., 1, :] + corners[..., 2, :] + corners[..., 3, :]) / 4
-    to_corner = corners - center[..., None, :]
-    radius = torch.sqrt(to_corner[..., 0] * to_corner[..., 0] + to_corner[..., 1] * to_corner[..., 1]).amax(dim=-1)
-    return center, radius
-
-
 def near_pairs(ego_center: Tensor, ego_radius: float, obj_center: Tensor, obj_radius: Tensor, candidate: Tensor,
                ego_valid: Tensor | None = None) -> Tensor:
     """Rows (K, 4) int64 (b, p, s, a), ordered, of ego and object circles that meet (within 1 um).
@@ -65,7 +57,6 @@ def near_pairs(ego_center: Tensor, ego_radius: float, obj_center: Tensor, obj_ra
     """
     num_scenes, num_proposals, num_steps = ego_center.shape[:3]
     num_agents = obj_center.shape[2]
-    reach = ego_radius + obj_radius + _MARGIN  # (B, S, A)
     candidate = candidate.expand(num_scenes, -1, num_steps, num_agents)
 
     # objects near the bounding box of the (valid) ego centres of their scene and step: the distance to
@@ -76,14 +67,25 @@ def near_pairs(ego_center: Tensor, ego_radius: float, obj_center: Tensor, obj_ra
         low = torch.where(ego_valid[..., None], ego_center, math.inf).amin(dim=1)
         high = torch.where(ego_valid[..., None], ego_center, -math.inf).amax(dim=1)
     some_candidate = candidate.any(dim=1) if candidate.shape[1] > 1 else candidate[:, 0]
-    gap = torch.maximum((low[:, :, None] - obj_center).clamp(min=0), (obj_center - high[:, :, None]).clamp(min=0))
-    near_box = gap[..., 0] * gap[..., 0] + gap[..., 1] * gap[..., 1] <= reach * reach
-    b, s, a = torch.nonzero(near_box & some_candidate).unbind(dim=-1)
+    # the distance test only on the candidate objects (most slots are padding or absent objects), in the
+    # row-major order of the full grid; gathers by flat index (index_select), far cheaper than
+    # multi-tensor advanced indexing at these sizes
+    b, s, a = torch.nonzero(some_candidate).unbind(dim=-1)
+    slot = (b * num_steps + s) * num_agents + a
+    center = obj_center.reshape(-1, 2).index_select(0, slot) if obj_center.is_contiguous() else obj_center[b, s, a]
+    radius = obj_radius.reshape(-1).index_select(0, slot) if obj_radius.is_contiguous() else obj_radius[b, s, a]
+    near_reach = ego_radius + radius + _MARGIN
+    step = b * num_steps + s
+    gap = torch.maximum((low.reshape(-1, 2).index_select(0, step) - center).clamp(min=0),
+                        (center - high.reshape(-1, 2).index_select(0, step)).clamp(min=0))
+    keep = torch.nonzero(gap[:, 0] * gap[:, 0] + gap[:, 1] * gap[:, 1] <= near_reach * near_reach)[:, 0]
+    b, s, a, center, near_reach = (v.index_select(0, keep) for v in (b, s, a, center, near_reach))
 
     # each of those objects against every proposal of its scene and step
-    dx = ego_center[b, :, s, 0] - obj_center[b, s, a, 0][:, None]  # (K1, P)
-    dy = ego_center[b, :, s, 1] - obj_center[b, s, a, 1][:, None]
-    close = (dx * dx + dy * dy <= (reach[b, s, a] * reach[b, s, a])[:, None]) & candidate[b, :, s, a]
+    ego = ego_center[b, :, s]  # (K1, P, 2)
+    dx = ego[..., 0] - center[:, 0][:, None]  # (K1, P)
+    dy = ego[..., 1] - center[:, 1][:, None]
+    close = (dx * dx + dy * dy <= (near_reach * near_reach)[:, None]) & candidate[b, :, s, a]
     if ego_valid is not None:
         close &= ego_valid[b, :, s]
     k, p = torch.nonzero(close).unbind(dim=-1)
@@ -157,7 +159,7 @@ def no_at_fault_collision(
 
     obj_corners = obs.corners[:, :num_steps]
     ego_center, _ = bounding_circles(corners)
-    obj_center, obj_radius = bounding_circles(obj_corners)
+    obj_center, obj_radius = obs.circle_center[:, :num_steps], obs.circle_radius[:, :num_steps]
     ego_radius = math.hypot(vehicle.length, vehicle.width) / 2
     rows = near_pairs(ego_center, ego_radius, obj_center, obj_radius, obs.valid[:, None, :num_steps])
     b, p, t, a = rows.unbind(dim=-1)

@@ -1,20 +1,24 @@
 """Batched scoring inputs (NAVSIM's metric cache): what the world does and what the map says.
 
 `Observation` holds the other objects over the scored steps (ground truth, reactive simulation, or
-a constant-velocity forecast for PDM-Closed). `MapContext` holds the per-scene map tensors. Both
-are built once per batch of scenes and shared by every proposal scored against them.
+a constant-velocity forecast for PDM-Closed). `MapContext` holds the per-scene map tensors. Both are
+built for new scenes, split per scene, kept in a `SceneCache` and batched again by `cat`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import functools
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
+from typing import Any, Hashable, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from envs.sim.geometry import box_corners, boxes_intersect, polygon_intersects_boxes
-from envs.sim.polygon_index import PolygonIndex
+from envs.sim.polygon_index import IndexStore, PolygonIndex
+from envs.sim.ragged import cat_padded
 from envs.sim.route import correct_route, route_centerline, route_lane_ids, starting_lane
 from envs.sim.scene import NUM_STEPS, AgentTracks, AgentType, LightStatus, Scene
 
@@ -40,10 +44,65 @@ class Observation:
     red_light_vertex_valid: Tensor = field(metadata={"dims": "B R V"})
     red_light_active: Tensor = field(metadata={"dims": "B T R"})
     """bool: that connector's light is red at that step."""
+    circle_center: Tensor | None = field(default=None, metadata={"dims": "B T A 2"})
+    """Centre of each box's bounding circle [m] (`bounding_circles`; made from `corners` when not given):
+    kept with the scene so that NC and TTC do not recompute it for every batch of plans."""
+    circle_radius: Tensor | None = field(default=None, metadata={"dims": "B T A"})
+    """Radius of each box's bounding circle [m]."""
+
+    def __post_init__(self):
+        if self.circle_center is None or self.circle_radius is None:
+            center, radius = bounding_circles(self.corners)
+            object.__setattr__(self, "circle_center", center)
+            object.__setattr__(self, "circle_radius", radius)
 
     @property
     def num_steps(self) -> int:
         return self.valid.shape[1]
+
+    def split(self, num_objects: Sequence[int]) -> list[Observation]:
+        """One observation per scene of `num_objects[b]` objects, as `build_observation` makes it for that
+        scene alone (objects and red lights trimmed to its own; contiguous copies)."""
+        has_vertices = self.red_light_vertex_valid.any(-1)                  # (B, R), a prefix per scene
+        num_lights = has_vertices.sum(-1).tolist()
+        num_vertices = self.red_light_vertex_valid.sum(-1).amax(-1).tolist()
+        parts = []
+        for b, count in enumerate(num_objects):
+            one, objects = slice(b, b + 1), slice(0, max(count, 1))
+            lights, vertices = slice(0, max(num_lights[b], 1)), slice(0, max(num_vertices[b], 3))
+            parts.append(Observation(**{name: value.contiguous() for name, value in (
+                ("corners", self.corners[one, :, objects]), ("center", self.center[one, :, objects]),
+                ("valid", self.valid[one, :, objects]), ("first_heading", self.first_heading[one, objects]),
+                ("first_speed", self.first_speed[one, objects]), ("is_agent", self.is_agent[one, objects]),
+                ("red_light_polygons", self.red_light_polygons[one, lights, vertices]),
+                ("red_light_vertex_valid", self.red_light_vertex_valid[one, lights, vertices]),
+                ("red_light_active", self.red_light_active[one, :, lights]),
+                ("circle_center", self.circle_center[one, :, objects]),
+                ("circle_radius", self.circle_radius[one, :, objects]))}))
+        return parts
+
+    @classmethod
+    def cat(cls, parts: Sequence[Observation]) -> Observation:
+        """Observations of the scenes of every part in turn, objects and red lights padded to the widest
+        part exactly as `build_observation` pads them (so per-scene builds batch freely)."""
+        parts = list(parts)
+        if len(parts) == 1:
+            return parts[0]
+        padding, padding_center, padding_radius = _padding_box(parts[0].corners.dtype, parts[0].corners.device)
+        return cls(
+            # a padding object is a 1 m x 1 m box at the origin, as `build_observation` pads
+            corners=cat_padded([p.corners for p in parts], 2, fill=padding),
+            center=cat_padded([p.center for p in parts], 2),
+            valid=cat_padded([p.valid for p in parts], 2),
+            first_heading=cat_padded([p.first_heading for p in parts]),
+            first_speed=cat_padded([p.first_speed for p in parts]),
+            is_agent=cat_padded([p.is_agent for p in parts]),
+            red_light_polygons=cat_padded([p.red_light_polygons for p in parts], 2),
+            red_light_vertex_valid=cat_padded([p.red_light_vertex_valid for p in parts], 2),
+            red_light_active=cat_padded([p.red_light_active for p in parts], 2),
+            circle_center=cat_padded([p.circle_center for p in parts], 2, fill=padding_center),
+            circle_radius=cat_padded([p.circle_radius for p in parts], 2, fill=padding_radius),
+        )
 
 
 @dataclass(frozen=True)
@@ -61,6 +120,120 @@ class MapContext:
     """PDM centerline from the starting lane along the route (successor edges only) [m]."""
     centerline_valid: Tensor = field(metadata={"dims": "B P"})
     """bool; valid vertices are a prefix."""
+
+    @classmethod
+    def cat(cls, parts: Sequence[MapContext]) -> MapContext:
+        """Map tensors of the scenes of every part in turn, padded like `build_map_context`."""
+        parts = list(parts)
+        if len(parts) == 1:
+            return parts[0]
+        return cls(
+            drivable=PolygonIndex.cat([p.drivable for p in parts]),
+            lanes=PolygonIndex.cat([p.lanes for p in parts]),
+            lane_on_route=cat_padded([p.lane_on_route for p in parts]),   # as wide as `lanes`' slots
+            intersections=PolygonIndex.cat([p.intersections for p in parts]),
+            centerline=cat_padded([p.centerline for p in parts]),
+            centerline_valid=cat_padded([p.centerline_valid for p in parts]),
+        )
+
+
+    def split(self) -> list[MapContext]:
+        """One context per scene, as `build_map_context` makes it for that scene alone (indexes share rows,
+        the rest is copied)."""
+        drivable, lanes, intersections = self.drivable.split(), self.lanes.split(), self.intersections.split()
+        num_lanes, num_points = self.lanes.polygon_valid.sum(1).tolist(), self.centerline_valid.sum(1).tolist()
+        return [MapContext(drivable=drivable[b], lanes=lanes[b],
+                           lane_on_route=self.lane_on_route[b : b + 1, : num_lanes[b]].contiguous(),
+                           intersections=intersections[b],
+                           centerline=self.centerline[b : b + 1, : num_points[b]].contiguous(),
+                           centerline_valid=self.centerline_valid[b : b + 1, : num_points[b]].contiguous())
+                for b in range(len(num_lanes))]
+
+    def stored(self, cache: SceneCache) -> MapContext:
+        """The same map tensors with the polygon indexes copied into `cache`'s current index stores (kept as
+        they are where already there), so that contexts stored alike batch without copying index rows."""
+        indexes = {}
+        for name in ("drivable", "lanes", "intersections"):
+            index = getattr(self, name)
+            store = cache.index_store(name, index)
+            if index.store is not store:
+                indexes[name] = store.add(index)
+        return replace(self, **indexes) if indexes else self
+
+
+def bounding_circles(corners: Tensor) -> tuple[Tensor, Tensor]:
+    """Circles around boxes (..., 4, 2) [m]: centre = mean of the corners (..., 2), radius = farthest corner (...)."""
+    center = (corners[..., 0, :] + corners[..., 1, :] + corners[..., 2, :] + corners[..., 3, :]) / 4
+    to_corner = corners - center[..., None, :]
+    radius = torch.sqrt(to_corner[..., 0] * to_corner[..., 0] + to_corner[..., 1] * to_corner[..., 1]).amax(dim=-1)
+    return center, radius
+
+
+@functools.lru_cache(maxsize=8)
+def _padding_box(dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+    """The padding box's corners (4, 2) and bounding circle, centre (2,) and radius (), made once (read only)."""
+    corners = _padding_corners(torch.empty(0, dtype=dtype, device=device))
+    return (corners, *bounding_circles(corners))
+
+
+def _padding_corners(like: Tensor) -> Tensor:
+    """(4, 2) corners of the 1 m x 1 m padding box at the origin, heading 0."""
+    zero = torch.zeros((), dtype=like.dtype, device=like.device)
+    return box_corners(torch.zeros(2, dtype=like.dtype, device=like.device), zero, zero + 1.0, zero + 1.0)
+
+
+class SceneCache:
+    """Per-scene results (prepared scoring inputs, observations) kept by scene token and a `kind` (what
+    was made, under which settings); past `max_scenes` entries the least recently used goes.
+
+    An entry serves only the very scene object it was made from, so another scene under the same token
+    (a re-simulated follow-up, a reloaded file) is made afresh rather than served stale results.
+    """
+
+    def __init__(self, max_scenes: int | None = 4096):
+        if max_scenes is not None and max_scenes < 1:
+            raise ValueError(f"max_scenes={max_scenes!r}: must be >= 1 or None (no limit)")
+        self.max_scenes = max_scenes
+        self._entries: OrderedDict[tuple[str, Hashable], tuple[Scene, Any]] = OrderedDict()
+        self.references: dict[str, Tensor] = {}
+        """PDM-Closed reference poses (41, 3) by scene token (`prepare_scenes(reference_cache=...)`)."""
+        self._stores: dict[tuple, IndexStore] = {}
+        self.hits = 0
+        """Lookups served from the cache."""
+        self.misses = 0
+        """Lookups that found nothing (each is then made and stored by the caller)."""
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, scene: Scene, kind: Hashable) -> Any | None:
+        """The value stored for this scene object and kind, or None."""
+        key = (scene.token, kind)
+        entry = self._entries.get(key)
+        if entry is None or entry[0] is not scene:
+            self.misses += 1
+            return None
+        self._entries.move_to_end(key)
+        self.hits += 1
+        return entry[1]
+
+    def index_store(self, name: str, like: PolygonIndex) -> IndexStore:
+        """The current store for `name` polygon indexes of `like`'s dtype, device and strip height. Once it has
+        taken twice `max_scenes` scenes, at least half of it belongs to dropped entries: a new one starts
+        (indexes in the old one stay valid and are moved over as they are used again)."""
+        key = (name, like.row_bounds.dtype, like.row_bounds.device, like.strip_height)
+        store = self._stores.get(key)
+        if store is None or (self.max_scenes is not None and store.num_scenes >= 2 * self.max_scenes):
+            store = self._stores[key] = IndexStore(like.row_bounds.dtype, like.row_bounds.device, like.strip_height)
+        return store
+
+    def put(self, scene: Scene, kind: Hashable, value: Any) -> None:
+        """Store `value` for this scene object and kind (dropping the least recently used past the limit)."""
+        key = (scene.token, kind)
+        self._entries[key] = (scene, value)
+        self._entries.move_to_end(key)
+        while self.max_scenes is not None and len(self._entries) > self.max_scenes:
+            self._entries.popitem(last=False)
 
 
 # --------------------------------------------------------------------------------------------

@@ -71,7 +71,7 @@ def time_to_collision(
     # circles around the ego boxes (pushed ahead like the boxes) and the objects, for the near-pair search
     ego_center, _ = bounding_circles(corners)
     ego_radius = math.hypot(vehicle.length, vehicle.width) / 2
-    obj_center, obj_radius = bounding_circles(obs.corners)
+    obj_center, obj_radius = obs.circle_center, obs.circle_radius
     found = []  # per offset: rows (b, p, t, a, k), ego boxes, object boxes
     for k, offset in enumerate(PROJECTION_STEPS):
         count = min(num_checked, obs.num_steps - offset)

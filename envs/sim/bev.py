@@ -10,6 +10,7 @@ side, so masks err on the safe side).
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -156,13 +157,26 @@ _AGENT_GROUP = np.array([0 if t == AgentType.VEHICLE else 1 if t in (AgentType.P
                          for t in AgentType])
 """AgentType -> index into _AGENT_CHANNELS."""
 _AGENT_CHANNELS = ("vehicles", "pedestrians_bicycles", "static_objects")
-_LIGHT_CHANNELS = (("red_lights", (LightStatus.RED, LightStatus.YELLOW)), ("green_lights", (LightStatus.GREEN,)))
+_LIGHT_CHANNELS = (("red_lights", frozenset({int(LightStatus.RED), int(LightStatus.YELLOW)})),
+                   ("green_lights", frozenset({int(LightStatus.GREEN)})))
+
+
+_ROUTE_ROWS: "weakref.WeakKeyDictionary[Scenery, dict[tuple[str, ...], np.ndarray]]" = weakref.WeakKeyDictionary()
+"""Per scenery, the `_route_rows` of each route seen (a route is drawn on every tick of its episode)."""
+_ROUTE_MEMO_SIZE = 1024
 
 
 def _route_rows(scenery: Scenery, route: tuple[str, ...]) -> np.ndarray:
-    """Rows of `scenery.lanes` in the route roadblocks."""
-    wanted = set(route)
-    return np.array([i for i, block in enumerate(scenery.lane_roadblock_ids) if block in wanted], dtype=np.int64)
+    """Rows of `scenery.lanes` in the route roadblocks (memoised per scenery and route)."""
+    memo = _ROUTE_ROWS.setdefault(scenery, {})
+    rows = memo.get(route)
+    if rows is None:
+        if len(memo) >= _ROUTE_MEMO_SIZE:        # a shared map drawn along many routes (NAVSIM scenes): start over
+            memo.clear()
+        wanted = set(route)
+        rows = memo[route] = np.array([i for i, block in enumerate(scenery.lane_roadblock_ids) if block in wanted],
+                                      dtype=np.int64)
+    return rows
 
 
 def _draw_frame(frame: WorldFrame, config: BEVConfig, masks: Mapping[str, np.ndarray]) -> None:
@@ -173,7 +187,7 @@ def _draw_frame(frame: WorldFrame, config: BEVConfig, masks: Mapping[str, np.nda
     if "drivable" in masks:
         surfaces = scenery.surfaces
         for layer in _DRIVABLE:
-            rings = projector.rings(surfaces, np.flatnonzero(surfaces.label == layer))
+            rings = projector.rings(surfaces, surfaces.label_rows(int(layer)))
             if rings:
                 cv2.fillPoly(masks["drivable"], rings, 255, cv2.LINE_8, _SHIFT)
     if "lane_boundaries" in masks:
@@ -194,7 +208,7 @@ def _draw_frame(frame: WorldFrame, config: BEVConfig, masks: Mapping[str, np.nda
 def _light_rings(frame: WorldFrame, scenery: Scenery, statuses, projector: _Projector) -> list[np.ndarray]:
     """Pixel polygons of the frame's lane connectors whose light has one of `statuses`."""
     status = frame.light_status.tolist()
-    wanted = {int(s) for s in statuses}
+    wanted = statuses if isinstance(statuses, frozenset) else {int(s) for s in statuses}
     rows = [scenery.lane_row.get(i, -1) for i, s in zip(frame.light_connector_ids, status) if s in wanted]
     return projector.rings(scenery.lanes, np.array([r for r in rows if r >= 0], dtype=np.int64))
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from envs.sim.dynamics import EgoStates, bicycle_step, normalize_angle
+from envs.sim.dynamics import EgoStates, normalize_angle, principal_angle
 from envs.sim.vehicle import PACIFICA, VehicleParams
 
 
@@ -113,16 +113,62 @@ def lqr_track(
 
     velocity_profile, curvature_profile = fit_velocity_curvature_profiles(reference, params)
     targets = _TrackingTargets.build(reference, velocity_profile, curvature_profile, params)
-    sim_dt = params.simulation_dt
-    states = [state]
-    for k in range(num_poses - 1):
-        accel_cmd, steering_rate_cmd = _tracker_commands(k, state, targets, vehicle, params)
-        state = bicycle_step(state, accel_cmd[..., None], steering_rate_cmd[..., None], vehicle, sim_dt)
-        states.append(state)
-    simulated = EgoStates.cat(states)
+    simulated = _rollout(state, targets, vehicle, params, num_poses)
     return EgoStates(
         **{name: value.reshape(batch + value.shape[1:]) for name, value in vars(simulated).items()}
     )
+
+
+def _rollout(initial: EgoStates, targets: _TrackingTargets, vehicle: VehicleParams, params: LQRParams,
+             num_poses: int) -> EgoStates:
+    """Track for N-1 steps from `initial` (n, 1) -> EgoStates (n, N).
+
+    Each step is `_tracker_commands` and then `dynamics.bicycle_step`, done here on the bare per-plan
+    columns (n,) rather than on an EgoStates per step: the same floating-point operations in the same
+    order on tensors of the same layout (the heading stays a column of an (n, 3) pose, so cos / sin take
+    the same kernel path), hence bit-identical states, with fewer tensor ops and no per-step EgoStates.
+    """
+    dt = params.simulation_dt
+    accel_lag = dt / (dt + vehicle.accel_time_constant)
+    steer_lag = dt / (dt + vehicle.steering_time_constant)
+    pose = initial.pose[:, 0]
+    vx, accel = initial.velocity[:, 0, 0], initial.acceleration[:, 0, 0]
+    steer, yaw_rate = initial.steering_angle[:, 0], initial.yaw_rate[:, 0]
+    poses, speeds, accels, steers, rates, yaw_rates, yaw_accels = [], [], [], [], [], [], []
+    for k in range(num_poses - 1):
+        x, y, heading = pose.unbind(-1)
+        accel_cmd, steering_rate_cmd = _tracker_commands(k, x, y, heading, vx, steer, targets, vehicle, params)
+        # --- `bicycle_step`: actuator lags, then forward Euler with the OLD speed and steering angle ---
+        ideal_steer = dt * steering_rate_cmd + steer
+        accel = accel_lag * (accel_cmd - accel) + accel
+        lagged_steer = steer_lag * (ideal_steer - steer) + steer
+        steer_rate = (lagged_steer - steer) / dt
+        new_x = x + vx * torch.cos(heading) * dt
+        new_y = y + vx * torch.sin(heading) * dt
+        new_heading = principal_angle(heading + vx * torch.tan(steer) / vehicle.wheel_base * dt)
+        vx = vx + accel * dt
+        steer = torch.clamp(steer + steer_rate * dt, -vehicle.max_steering_angle, vehicle.max_steering_angle)
+        new_yaw_rate = vx * torch.tan(steer) / vehicle.wheel_base
+        yaw_accels.append((new_yaw_rate - yaw_rate) / dt)
+        yaw_rate = new_yaw_rate
+        pose = torch.stack([new_x, new_y, new_heading], dim=-1)
+        poses.append(pose)
+        speeds.append(vx)
+        accels.append(accel)
+        steers.append(steer)
+        rates.append(steer_rate)
+        yaw_rates.append(yaw_rate)
+    zeros = torch.zeros(initial.pose.shape[0], num_poses - 1, dtype=initial.pose.dtype, device=initial.pose.device)
+    stepped = EgoStates(
+        pose=torch.stack(poses, dim=1),
+        velocity=torch.stack([torch.stack(speeds, dim=1), zeros], dim=-1),
+        acceleration=torch.stack([torch.stack(accels, dim=1), zeros], dim=-1),
+        steering_angle=torch.stack(steers, dim=1),
+        steering_rate=torch.stack(rates, dim=1),
+        yaw_rate=torch.stack(yaw_rates, dim=1),
+        yaw_accel=torch.stack(yaw_accels, dim=1),
+    )
+    return EgoStates.cat([initial, stepped])
 
 
 def _check_reference(reference: Tensor) -> Tensor:
@@ -258,10 +304,11 @@ class _TrackingTargets:
     x: Tensor = field(metadata={"dims": "N n"})          # [m] reference pose
     y: Tensor = field(metadata={"dims": "N n"})          # [m]
     heading: Tensor = field(metadata={"dims": "N n"})    # [rad]
-    sin: Tensor = field(metadata={"dims": "N n"})        # sin(heading)
+    minus_sin: Tensor = field(metadata={"dims": "N n"})  # -sin(heading) (negating a factor is exact)
     cos: Tensor = field(metadata={"dims": "N n"})        # cos(heading)
     speed: Tensor = field(metadata={"dims": "N-1 n"})    # [m/s] velocity profile at the lookahead min(k + H, last)
-    curvature: Tensor = field(metadata={"dims": "N-1 n H"})   # [1/m] profile over the lookahead, padded with its end
+    slow: Tensor = field(metadata={"dims": "N-1 n"})     # bool: speed <= the stopping velocity
+    minus_curvature: Tensor = field(metadata={"dims": "N-1 n H"})  # [1/m] -profile over the lookahead, padded
 
     @classmethod
     def build(cls, reference: Tensor, velocity_profile: Tensor, curvature_profile: Tensor,
@@ -272,49 +319,52 @@ class _TrackingTargets:
         lookahead = torch.clamp(steps + horizon, max=last)
         window = torch.clamp(steps[:, None] + torch.arange(horizon, device=reference.device), max=last)  # (N-1, H)
         x, y, heading = reference.permute(2, 1, 0).contiguous()
-        return cls(x, y, heading, torch.sin(heading), torch.cos(heading),
-                   velocity_profile[:, lookahead].T.contiguous(),
-                   curvature_profile[:, window].permute(1, 0, 2).contiguous())
+        speed = velocity_profile[:, lookahead].T.contiguous()
+        return cls(x, y, heading, -torch.sin(heading), torch.cos(heading), speed, speed <= params.stopping_velocity,
+                   -curvature_profile[:, window].permute(1, 0, 2).contiguous())
 
 
 def _tracker_commands(
     k: int,
-    state: EgoStates,
+    x: Tensor,
+    y: Tensor,
+    heading: Tensor,
+    speed: Tensor,
+    steer: Tensor,
     targets: _TrackingTargets,
     vehicle: VehicleParams,
     params: LQRParams,
 ) -> tuple[Tensor, Tensor]:
     """Acceleration [m/s²] and steering-rate [rad/s] commands (n,) at step k (`track_trajectory`).
 
-    state: EgoStates (n, 1) at step k.
+    x, y [m], heading [rad], speed = vx [m/s] (NAVSIM tracks vx, not hypot(vx, vy)), steer [rad]: (n,)
+    ego state at step k.
     """
     horizon, dt = params.tracking_horizon, params.dt
-    x, y, heading = state.pose[..., 0, :].unbind(-1)
-    speed = state.velocity[..., 0, 0]  # NAVSIM tracks vx, not hypot(vx, vy)
-    steer = state.steering_angle[..., 0]
 
     # --- errors relative to reference pose k, in the reference's Frenet frame ---
     x_error, y_error = x - targets.x[k], y - targets.y[k]
-    lateral_error = -x_error * targets.sin[k] + y_error * targets.cos[k]
+    lateral_error = x_error * targets.minus_sin[k] + y_error * targets.cos[k]
     heading_error = normalize_angle(heading - targets.heading[k])
 
-    # --- references: speed at the lookahead, curvature over the window (padded with its end) ---
-    reference_speed = targets.speed[k]
-    curvature = targets.curvature[k]
-
-    # --- stopping P controller (replaces both LQRs when ego and reference are slow) ---
-    is_stopping = (reference_speed <= params.stopping_velocity) & (speed <= params.stopping_velocity)
-    stopping_accel = -params.stopping_proportional_gain * (speed - reference_speed)
+    # --- stopping P controller (replaces both LQRs when ego and reference are slow; the reference
+    # speed is the profile at the lookahead) ---
+    is_stopping = targets.slow[k] & (speed <= params.stopping_velocity)
+    speed_error = speed - targets.speed[k]
+    stopping_accel = -params.stopping_proportional_gain * speed_error
 
     # --- longitudinal LQR: v_N = v_0 + (N·dt)·a, one step, target v_ref ---
     gain_b = horizon * dt
     inverse = -1 / (gain_b * params.q_longitudinal * gain_b + params.r_longitudinal)
-    lqr_accel = inverse * gain_b * params.q_longitudinal * (speed - reference_speed)
+    lqr_accel = inverse * gain_b * params.q_longitudinal * speed_error
     accel = torch.where(is_stopping, stopping_accel, lqr_accel)
 
-    # --- lateral LQR over the lookahead, linearised about speeds v + a·dt·j ---
+    # --- lateral LQR over the lookahead (curvature padded with its end), linearised about speeds v + a·dt·j ---
     speeds = _integrate(speed, lqr_accel[..., None].expand(*lqr_accel.shape, horizon), dt)[..., :horizon]
-    steering_rate = _lateral_lqr(lateral_error, heading_error, steer, speeds, curvature, vehicle, params)
+    # the steering angle is clamped to +-max_steering_angle after step 0: in range, wrapping leaves it as is
+    in_range = k > 0 and vehicle.max_steering_angle <= math.pi
+    steering_rate = _lateral_lqr(lateral_error, heading_error, steer, speeds, targets.minus_curvature[k], vehicle,
+                                 params, steer_in_range=in_range)
     return accel, torch.where(is_stopping, 0.0, steering_rate)
 
 
@@ -323,11 +373,15 @@ def _lateral_lqr(
     heading_error: Tensor,
     steer: Tensor,
     speeds: Tensor,
-    curvature: Tensor,
+    minus_curvature: Tensor,
     vehicle: VehicleParams,
     params: LQRParams,
+    steer_in_range: bool = False,
 ) -> Tensor:
     """Steering rate (...,) from the one-step lateral LQR (`_lateral_lqr_controller`).
+
+    `minus_curvature` is the negated curvature over the lookahead; `steer_in_range`: |steer| <= pi is
+    known, so wrapping it would change nothing and is skipped.
 
     The error state (e, psi, delta) evolves as x_{j+1} = M_j x_j + B_in·u + g_j with
     M_j = [[1, v_j·dt, 0], [0, 1, v_j·dt/L], [0, 0, 1]], B_in = (0, 0, dt), g_j = (0, -v_j·kappa_j·dt, 0).
@@ -338,7 +392,7 @@ def _lateral_lqr(
     dt = params.dt
     a = speeds * dt  # M_j[0, 1]
     b = a / vehicle.wheel_base  # M_j[1, 2]
-    c = -speeds * curvature * dt  # g_j[1]
+    c = speeds * minus_curvature * dt  # g_j[1] = -v_j·kappa_j·dt (negating a factor is exact)
 
     def exclusive(running: Tensor) -> Tensor:
         """Running sums (..., H) -> the sums before each step j (0 at j = 0)."""
@@ -358,7 +412,7 @@ def _lateral_lqr(
     # zero-input prediction x̂ = A x0 + g, angle entries wrapped
     pred_lateral = lateral_error + p * heading_error + q * steer + g0
     pred_heading = normalize_angle(heading_error + r * steer + g1)
-    pred_steer = normalize_angle(steer)
+    pred_steer = steer if steer_in_range else normalize_angle(steer)
 
     q0, q1, q2 = params.q_lateral
     bq0, bq1, bq2 = b0 * q0, b1 * q1, b2 * q2

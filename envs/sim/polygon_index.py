@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from envs.sim.geometry import ray_crossing
+from envs.sim.ragged import cat_padded
 
 _CHUNK_PAIRS = {"cpu": 1 << 17, "cuda": 1 << 24}
 """Point-edge pairs evaluated at once: cache-sized on CPU, large on GPU to limit launches and syncs."""
@@ -102,19 +103,22 @@ class PolygonIndex:
     """Polygon edges of every scene, bucketed into horizontal strips of height `strip_height`.
 
     Each scene may be indexed in its own rotated frame (`build(align=...)`); strips are horizontal in
-    that frame. An edge is stored once per strip its closed y-extent overlaps (rows sorted by scene, then
-    strip). A point only needs the rows of its own strip: the half-open crossing rule and the on-edge
-    test involve only edges whose y-extent contains the point's y. A strip of c rows owns the next power
-    of two of places; the spare places (and the last one) are sentinels with +inf bounds that never match.
+    that frame. An edge is stored once per strip its closed y-extent overlaps (rows sorted by strip; a
+    scene's rows and its edges are contiguous). A point only needs the rows of its own strip: the
+    half-open crossing rule and the on-edge test involve only edges whose y-extent contains the point's
+    y. A strip of c rows owns the next power of two of places; the spare places (and the last one) are
+    sentinels with +inf bounds that never match. Rows and edges may hold other scenes' too (an index
+    taken from an `IndexStore`): only the per-scene fields say which are whose.
     """
 
-    row_bounds: Tensor = field(metadata={"dims": "4 R"})       # [m] y_min, y_max, x_min, x_max (index frame)
+    row_bounds: Tensor = field(metadata={"dims": "R 4"})       # [m] y_min, y_max, x_min, x_max (index frame)
     row_edge: Tensor = field(metadata={"dims": "R"})           # long edge of each row; E for sentinels
     row_polygon: Tensor = field(metadata={"dims": "R"})        # long slot of each row; 64 W for sentinels
     edges: Tensor = field(metadata={"dims": "E+1 4"})          # [m] x_start, y_start, x_end, y_end (index frame)
     map_edges: Tensor = field(metadata={"dims": "E+1 4"})      # [m] the same edges in map coordinates
     edge_polygon: Tensor = field(metadata={"dims": "E+1"})     # long slot of each edge
-    scene_edges: Tensor = field(metadata={"dims": "B+1"})      # long: edges of scene b are [b]:[b + 1]
+    edge_first: Tensor = field(metadata={"dims": "B"})         # long: first edge of scene b
+    edge_count: Tensor = field(metadata={"dims": "B"})         # long: its edges (contiguous)
     strip_first: Tensor = field(metadata={"dims": "B S"})      # long: first row of strip s
     strip_count: Tensor = field(metadata={"dims": "B S"})      # long: its rows (its places are the next power of 2)
     strip_origin: Tensor = field(metadata={"dims": "B"})       # [m] index-frame y of the bottom of strip 0
@@ -123,6 +127,8 @@ class PolygonIndex:
     tolerance: Tensor = field(metadata={"dims": "B"})          # [m] rounding margin of the frame; 0 unrotated
     polygon_valid: Tensor = field(metadata={"dims": "B M"})    # bool; padding slots are False
     strip_height: float = 0.25                                 # [m]
+    store: IndexStore | None = field(default=None, compare=False, repr=False)
+    """The store whose rows and edges this index reads (`IndexStore.add`); None: it owns them."""
 
     @classmethod
     def build(cls, polygons: Sequence[Sequence], device: torch.device | str | None = None,
@@ -222,13 +228,72 @@ class PolygonIndex:
         if all_position:
             row_edge[torch.cat(all_position)] = torch.cat(all_row_edge)
         rows = frame_edges[row_edge]
+        # one row's four bounds side by side: a query gathers them with one memory access
         row_bounds = torch.stack([rows[:, [1, 3]].amin(-1), rows[:, [1, 3]].amax(-1),
-                                  rows[:, [0, 2]].amin(-1), rows[:, [0, 2]].amax(-1)])
-        row_bounds[:, row_edge == num_edges] = math.inf
+                                  rows[:, [0, 2]].amin(-1), rows[:, [0, 2]].amax(-1)], dim=-1)
+        row_bounds[row_edge == num_edges] = math.inf
         row_polygon = edge_polygon[row_edge]
+        scene_edges = torch.tensor(scene_edges)
         return cls(row_bounds, row_edge, row_polygon, frame_edges, map_edges, edge_polygon,
-                   torch.tensor(scene_edges), strip_first, strip_count, strip_origin, num_strips, frame, tolerance,
-                   polygon_valid, float(strip_height)).to(device)
+                   scene_edges[:-1], scene_edges.diff(), strip_first, strip_count, strip_origin, num_strips, frame,
+                   tolerance, polygon_valid, float(strip_height)).to(device)
+
+    @classmethod
+    def cat(cls, indexes: Sequence[PolygonIndex]) -> PolygonIndex:
+        """The index of the scenes of every index in turn (same answers as one `build` over all their
+        polygons). Indexes taken from one `IndexStore` share its rows: only per-scene fields are copied;
+        others are first copied into a new store of their own. All must share `strip_height`, dtype and device."""
+        indexes = list(indexes)
+        if not indexes:
+            raise ValueError("indexes=[]: nothing to concatenate")
+        for name, values in (("strip_height", {i.strip_height for i in indexes}),
+                             ("dtype", {i.row_bounds.dtype for i in indexes}),
+                             ("device", {i.row_bounds.device for i in indexes})):
+            if len(values) > 1:
+                raise ValueError(f"{name}={sorted(map(str, values))!r}: indexes to concatenate must share it")
+        if len(indexes) == 1:
+            return indexes[0]
+        store = indexes[0].store
+        if store is None or any(i.store is not store for i in indexes):
+            first = indexes[0]
+            store = IndexStore(first.row_bounds.dtype, first.row_bounds.device, first.strip_height)
+            indexes = [store.add(i) for i in indexes]
+        # every index of a store reads a prefix of the store's arrays at some time: the longest holds all rows
+        rows = max(indexes, key=lambda i: i.row_edge.shape[0])
+        edges = max(indexes, key=lambda i: i.edges.shape[0])
+        return cls(rows.row_bounds, rows.row_edge, rows.row_polygon, edges.edges, edges.map_edges, edges.edge_polygon,
+                   torch.cat([i.edge_first for i in indexes]), torch.cat([i.edge_count for i in indexes]),
+                   cat_padded([i.strip_first for i in indexes]),
+                   cat_padded([i.strip_count for i in indexes]),
+                   torch.cat([i.strip_origin for i in indexes]), torch.cat([i.num_strips for i in indexes]),
+                   torch.cat([i.frame for i in indexes]), torch.cat([i.tolerance for i in indexes]),
+                   cat_padded([i.polygon_valid for i in indexes]),
+                   indexes[0].strip_height, store)
+
+    def split(self) -> list[PolygonIndex]:
+        """One index per scene, each as `build` would make it for that scene alone (strips and slots trimmed
+        to its own), sharing this index's rows and edges (and store): only per-scene fields are copied."""
+        num_polygons, num_strips = self.polygon_valid.sum(1).tolist(), self.num_strips.tolist()
+        parts = []
+        for b in range(len(num_polygons)):
+            one, strips = slice(b, b + 1), slice(0, max(1, num_strips[b]))
+            parts.append(replace(self, **{name: value.contiguous() for name, value in (
+                ("edge_first", self.edge_first[one]), ("edge_count", self.edge_count[one]),
+                ("strip_first", self.strip_first[one, strips]), ("strip_count", self.strip_count[one, strips]),
+                ("strip_origin", self.strip_origin[one]), ("num_strips", self.num_strips[one]),
+                ("frame", self.frame[one]), ("tolerance", self.tolerance[one]),
+                ("polygon_valid", self.polygon_valid[one, : num_polygons[b]]))}))
+        return parts
+
+    def row_ranges(self) -> tuple[Tensor, Tensor]:
+        """First row place and number of places (sentinels included) of every scene, (B,) long each."""
+        count = self.strip_count
+        capacity = torch.where(count > 0, 2 ** torch.ceil(torch.log2(count.clamp(min=1).double())).long(), 0)
+        holds = count > 0
+        first = torch.where(holds, self.strip_first, torch.iinfo(torch.long).max).amin(1)
+        end = torch.where(holds, self.strip_first + capacity, 0).amax(1)
+        has_rows = holds.any(1)
+        return torch.where(has_rows, first, 0), torch.where(has_rows, end - first, 0)
 
     @property
     def num_polygons(self) -> Tensor:
@@ -242,10 +307,10 @@ class PolygonIndex:
 
     def to(self, device: torch.device | str | None) -> PolygonIndex:
         """The same index with every tensor on `device` (None keeps the current one)."""
-        if device is None:
+        if device is None or torch.device(device) == self.row_bounds.device:
             return self
-        return replace(self, **{f.name: getattr(self, f.name).to(device) for f in fields(self)
-                                if isinstance(getattr(self, f.name), Tensor)})
+        return replace(self, store=None, **{f.name: getattr(self, f.name).to(device) for f in fields(self)
+                                            if isinstance(getattr(self, f.name), Tensor)})
 
     def contains(self, points: Tensor) -> Tensor:
         """Strict-interior test of points (B, N, 2) [m] against every polygon slot -> bool (B, N, M).
@@ -280,6 +345,8 @@ class PolygonIndex:
             raise ValueError(f"points={points[bad][0].item()!r} (one of {int(bad.sum())}): must be finite")
         device, dtype, num_points = self.row_bounds.device, self.row_bounds.dtype, points.shape[1]
         num_words = self.num_words
+        if num_slots == 0:                          # no scene has a polygon (e.g. no intersection nearby)
+            return torch.zeros(batch, num_points, num_words, dtype=torch.int64, device=device)
         points = points.to(device=device, dtype=dtype)
         rotated = bool((self.tolerance > 0).any())
         if rotated:
@@ -296,7 +363,7 @@ class PolygonIndex:
         # visiting points by row count pads each chunk little; the stable sort keeps neighbours together
         small = torch.int16 if count.numel() == 0 or int(count.max()) < 2 ** 15 else torch.int32
         count, order = count.to(small).sort(stable=True)
-        count, first = count.long(), first[order].to(torch.int32 if self.row_bounds.shape[1] < 2 ** 31 else torch.int64)
+        count, first = count.long(), first[order].to(torch.int32 if self.row_bounds.shape[0] < 2 ** 31 else torch.int64)
         local = local.reshape(-1, 2)[order]
         tolerance = self.tolerance[:, None].expand(batch, num_points).reshape(-1)[order] if rotated else None
         bits = torch.zeros(batch * num_points, num_words, dtype=torch.int64, device=device)
@@ -334,7 +401,7 @@ class PolygonIndex:
         `tolerance` (n,) of an edge."""
         device, num = points.device, points.shape[0]
         rows = (first[:, None] + torch.arange(width, device=device, dtype=first.dtype)).view(-1)        # (n K)
-        y_min, y_max, x_min, x_max = (bound.index_select(0, rows).view(num, width) for bound in self.row_bounds)
+        y_min, y_max, x_min, x_max = self.row_bounds.index_select(0, rows).view(num, width, 4).unbind(-1)
         px, py = points[:, :1], points[:, 1:]
         reaches_up = y_min <= py
         right = px < x_min
@@ -349,7 +416,8 @@ class PolygonIndex:
         else:
             t = tolerance[:, None]
             maybe = (x_min <= px + t) & (px - t <= x_max)
-        slots = self.row_polygon.index_select(0, rows).view(num, width)
+        # sentinel rows name a slot past every polygon (in a store, past the largest scene's): the spare column
+        slots = self.row_polygon.index_select(0, rows).view(num, width).clamp_(max=64 * self.num_words)
         parity = torch.zeros(num, 64 * self.num_words + 1, dtype=torch.uint8, device=device)
         parity.scatter_add_(1, slots, fast.view(torch.uint8))          # uint8 wraps, parity survives
         flagged = None
@@ -379,8 +447,8 @@ class PolygonIndex:
 
     def _map_frame_bits(self, points: Tensor, scene: Tensor) -> Tensor:
         """Exact bit sets of points (F, 2) [m] in map coordinates against every edge of their scenes (F,)."""
-        first = self.scene_edges[scene]
-        count = self.scene_edges[scene + 1] - first
+        first = self.edge_first[scene]
+        count = self.edge_count[scene]
         result = torch.zeros(points.shape[0], self.num_words, dtype=torch.int64, device=points.device)
         group = max(1, _FALLBACK_PAIRS // max(1, int(count.max())))
         for lo in range(0, points.shape[0], group):
@@ -396,3 +464,90 @@ class PolygonIndex:
             parity[point_of[on_edge], slot[on_edge]] = 0
             result[part] = _pack_bytes(parity[:, :-1] & 1)
         return result
+
+
+_SENTINEL_SLOT = 1 << 40
+"""`row_polygon` of a store's sentinel rows: past any slot, clamped to the spare column when queried."""
+
+
+class IndexStore:
+    """Growing row and edge arrays that indexes are copied into once (`add`), so that indexes of any scenes
+    of one store batch by `PolygonIndex.cat` without copying rows (the bulk of an index).
+
+    Arrays grow by doubling. An index taken from the store reads a prefix of its arrays as they were then;
+    later scenes only append, so the longest prefix among a batch's indexes holds every row they need.
+    """
+
+    def __init__(self, dtype: torch.dtype = torch.float64, device: torch.device | str | None = None,
+                 strip_height: float = 0.25):
+        self.dtype, self.device, self.strip_height = dtype, torch.device(device or "cpu"), float(strip_height)
+        self.num_rows = 0
+        """Row places in use; place num_rows is a spare sentinel."""
+        self.num_edges = 1
+        """Edges in use; edge 0 is the zero pad edge that sentinel rows name."""
+        self.num_scenes = 0
+        """Scenes added so far."""
+        self._row_bounds = torch.empty(0, 4, dtype=dtype, device=self.device)
+        self._allocate(1 << 12, 1 << 10)
+
+    def _allocate(self, num_rows: int, num_edges: int) -> None:
+        """(Re)allocate arrays for at least this many rows and edges, keeping what is in use."""
+        device = self.device
+        row_bounds = torch.full((num_rows, 4), math.inf, dtype=self.dtype, device=device)
+        row_edge = torch.zeros(num_rows, dtype=torch.long, device=device)
+        row_polygon = torch.full((num_rows,), _SENTINEL_SLOT, dtype=torch.long, device=device)
+        edges = torch.zeros(num_edges, 4, dtype=self.dtype, device=device)
+        map_edges = torch.zeros(num_edges, 4, dtype=self.dtype, device=device)
+        edge_polygon = torch.full((num_edges,), _SENTINEL_SLOT, dtype=torch.long, device=device)
+        if self._row_bounds.shape[0]:
+            used, used_edges = slice(0, self.num_rows), slice(0, self.num_edges)
+            row_bounds[used] = self._row_bounds[used]
+            row_edge[used], row_polygon[used] = self._row_edge[used], self._row_polygon[used]
+            edges[used_edges], map_edges[used_edges] = self._edges[used_edges], self._map_edges[used_edges]
+            edge_polygon[used_edges] = self._edge_polygon[used_edges]
+        self._row_bounds, self._row_edge, self._row_polygon = row_bounds, row_edge, row_polygon
+        self._edges, self._map_edges, self._edge_polygon = edges, map_edges, edge_polygon
+
+    def add(self, index: PolygonIndex) -> PolygonIndex:
+        """Copy the rows and edges of every scene of `index` into the store -> the same index reading them here."""
+        if (index.row_bounds.dtype, index.row_bounds.device, index.strip_height) != (self.dtype, self.device,
+                                                                                     self.strip_height):
+            raise ValueError(f"index: dtype {index.row_bounds.dtype}, device {index.row_bounds.device}, strip_height "
+                             f"{index.strip_height} differ from the store's "
+                             f"{self.dtype}, {self.device}, {self.strip_height}")
+        row_first, row_count = index.row_ranges()
+        rows, scene_of_row = _ranges(row_first, row_count)
+        edges, scene_of_edge = _ranges(index.edge_first, index.edge_count)
+        new_row_first = self.num_rows + torch.cumsum(row_count, 0) - row_count
+        new_edge_first = self.num_edges + torch.cumsum(index.edge_count, 0) - index.edge_count
+        needed_rows, needed_edges = self.num_rows + rows.numel() + 1, self.num_edges + edges.numel()
+        if needed_rows > self._row_bounds.shape[0] or needed_edges > self._edges.shape[0]:
+            grow = lambda have, need: have if need <= have else max(need, 2 * have)
+            self._allocate(grow(self._row_bounds.shape[0], needed_rows), grow(self._edges.shape[0], needed_edges))
+        bounds = index.row_bounds[rows]
+        is_sentinel = torch.isinf(bounds[:, 0])
+        row_edge = index.row_edge[rows] + (new_edge_first - index.edge_first)[scene_of_row]
+        place = slice(self.num_rows, self.num_rows + rows.numel())
+        self._row_bounds[place] = bounds
+        self._row_edge[place] = torch.where(is_sentinel, 0, row_edge)
+        self._row_polygon[place] = torch.where(is_sentinel, _SENTINEL_SLOT, index.row_polygon[rows])
+        place = slice(self.num_edges, self.num_edges + edges.numel())
+        self._edges[place], self._map_edges[place] = index.edges[edges], index.map_edges[edges]
+        self._edge_polygon[place] = index.edge_polygon[edges]
+        self.num_rows, self.num_edges = self.num_rows + rows.numel(), self.num_edges + edges.numel()
+        self.num_scenes += index.polygon_valid.shape[0]
+        has_rows = (row_count > 0)[:, None]
+        strip_first = torch.where(has_rows, index.strip_first + (new_row_first - row_first)[:, None], 0)
+        spare = self.num_rows + 1
+        return replace(index, row_bounds=self._row_bounds[:spare], row_edge=self._row_edge[:spare],
+                       row_polygon=self._row_polygon[:spare], edges=self._edges[:self.num_edges],
+                       map_edges=self._map_edges[:self.num_edges], edge_polygon=self._edge_polygon[:self.num_edges],
+                       edge_first=new_edge_first, strip_first=strip_first, store=self)
+
+
+def _ranges(first: Tensor, count: Tensor) -> tuple[Tensor, Tensor]:
+    """All positions of the ranges [first[b], first[b] + count[b]) in turn, and the range of each, (sum count,)."""
+    total = int(count.sum())
+    owner = torch.repeat_interleave(torch.arange(count.shape[0], device=count.device), count, output_size=total)
+    start = torch.cumsum(count, 0) - count
+    return first[owner] + torch.arange(total, device=count.device) - start[owner], owner

@@ -10,7 +10,7 @@ import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from enum import IntEnum
-from functools import cached_property
+from functools import cached_property, partial
 
 import cv2
 import numpy as np
@@ -42,8 +42,10 @@ HEAD_SPACING = 0.55
 """[m] heads of left / right turn connectors sit this far left / right of the straight one."""
 _TURN_THRESHOLD = 0.35
 """[rad] a connector turning more than this is a left/right turn (for head placement)."""
-_CACHE_SIZE = 32
-"""Maps kept in the scenery cache."""
+_CACHE_SIZE = 1024
+"""Maps kept in the scenery cache at most. An entry also goes as soon as its map object is garbage collected, so
+the cache holds the live maps (a scenery is ~50-100 kB): a batch drawing many distinct maps every tick (a vector
+env of 64 routes) never rebuilds them, however many it has below this bound."""
 
 
 class Surface(IntEnum):
@@ -92,6 +94,17 @@ class PolygonSet:
 
     def __len__(self) -> int:
         return len(self.label)
+
+    def label_rows(self, label: int) -> np.ndarray:
+        """Rows (int64, ascending) of the polygons with this label (cached per label)."""
+        rows = self._label_rows.get(label)
+        if rows is None:
+            rows = self._label_rows[label] = np.flatnonzero(self.label == label)
+        return rows
+
+    @cached_property
+    def _label_rows(self) -> dict[int, np.ndarray]:
+        return {}
 
     @cached_property
     def boxes(self) -> np.ndarray:
@@ -142,10 +155,17 @@ def scenery_for(road_map: RoadMap) -> Scenery:
         _CACHE.move_to_end(key)
         return hit[1]
     scenery = build_scenery(road_map)
-    _CACHE[key] = (weakref.ref(road_map), scenery)
+    _CACHE[key] = (weakref.ref(road_map, partial(_forget, key)), scenery)
     while len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)
     return scenery
+
+
+def _forget(key: int, ref: weakref.ref) -> None:
+    """Weak-reference callback: drop the entry of a map that was garbage collected (if it is still its entry)."""
+    hit = _CACHE.get(key)
+    if hit is not None and hit[0] is ref:
+        del _CACHE[key]
 
 
 # --------------------------------------------------------------------------------------------- build

@@ -9,18 +9,29 @@ from agents import AGENTS, Agent, TrainableAgent, load_agent, make_agent
 TINY = {"vla_token": {"codebook_size": 32}, "vla_flow": {"flow_steps": 3}, "ego_mlp": {"hidden": 32}}
 
 
+BENCH2DRIVE_AGENTS = ("privileged_rules", "route_steer")
+NAVSIM_AGENTS = sorted(set(AGENTS) - set(BENCH2DRIVE_AGENTS))
+"""The Bench2Drive rule agents act on that env's observations; tests/agents/test_bench2drive_rules.py covers them."""
+
+
 @pytest.fixture(scope="module")
 def agents():
-    return {name: make_agent(name, **TINY.get(name, {})) for name in AGENTS}
+    return {name: make_agent(name, **TINY.get(name, {})) for name in NAVSIM_AGENTS}
 
 
 def test_registry_names():
-    assert set(AGENTS) == {"constant_velocity", "ego_mlp", "pdm_closed", "human", "vla_token", "vla_flow"}
+    assert set(AGENTS) == {"constant_velocity", "ego_mlp", "pdm_closed", "human", "vla_token", "vla_flow",
+                           "privileged_rules", "route_steer"}
     with pytest.raises(ValueError, match="agent='nope': unknown agent \\(valid: constant_velocity"):
         make_agent("nope")
 
 
-@pytest.mark.parametrize("name", sorted(AGENTS))
+def test_agents_say_their_benchmark(agents):
+    assert all(getattr(agents[name], "benchmark", "navsim") == "navsim" for name in NAVSIM_AGENTS)
+    assert all(make_agent(name).benchmark == "bench2drive" for name in BENCH2DRIVE_AGENTS)
+
+
+@pytest.mark.parametrize("name", NAVSIM_AGENTS)
 def test_contract(name, agents, obs, scenes):
     agent = agents[name]
     assert isinstance(agent, Agent) and agent.name == name

@@ -139,3 +139,27 @@ def test_privileged_observation_is_in_the_ego_frame(scene_dir):
     assert obs["command"].sum() == 1.0 and obs["command"][int(scene.command)] == 1.0
     agents = obs["privileged"]["agents"][obs["privileged"]["agents_valid"] == 1]
     assert len(agents) == min(32, int(scene.agents.valid[:, 0].sum()))
+
+
+def test_seen_scenes_are_prepared_and_observed_once(scene_dir):
+    kwargs = dict(data="files", split=str(scene_dir), obs={"cameras": ("cam_f0",), "image_width": 32,
+                                                            "image_height": 16, "privileged": True})
+    vec = gym.make_vec("roadloop/Navsim-v1", num_envs=4, vectorization_mode="vector_entry_point", **kwargs)
+    fresh = gym.make_vec("roadloop/Navsim-v1", num_envs=4, vectorization_mode="vector_entry_point",
+                         cache_scenes=0, **kwargs)
+    batch = vec.unwrapped.batch
+    obs, _ = vec.reset(seed=5)
+    obs_fresh, _ = fresh.reset(seed=5)
+    for _ in range(4):                              # 4 x 4 draws from 3 scenes: all seen after the first steps
+        actions = np.stack([cruise({"ego_status": obs["ego_status"][b]}) for b in range(4)])
+        obs, reward, *_ = vec.step(actions)
+        obs_fresh, reward_fresh, *_ = fresh.step(actions)
+        np.testing.assert_array_equal(reward, reward_fresh)
+        for key in ("ego_status", "command", "cam_f0"):
+            np.testing.assert_array_equal(obs[key], obs_fresh[key])
+        np.testing.assert_array_equal(obs["privileged"]["route"], obs_fresh["privileged"]["route"])
+    assert len(batch.cache) == 3 and len(batch.observations) == 3        # one entry per scene
+    misses = batch.cache.misses, batch.observations.misses
+    vec.reset(seed=6)
+    assert (batch.cache.misses, batch.observations.misses) == misses          # nothing made again
+    assert len(fresh.unwrapped.batch.cache) == 0                             # cache_scenes=0 keeps nothing

@@ -68,3 +68,13 @@ def test_out_must_be_a_folder(tmp_path, capsys):
     target.write_text("{}")
     assert main(["--out", str(target), "--n", "1"]) != 0
     assert "not a folder" in capsys.readouterr().err
+
+
+def test_mixed_draws_only_navsim_families():
+    from scenarios import families
+    from tools.make_scenes import scene_job
+
+    drawn = {scene_job(0, index, "mixed")[0] for index in range(300)}
+    assert drawn <= set(families("navsim"))
+    assert len(drawn) > 5  # the draw really mixes
+    assert not drawn & set(families("bench2drive"))

@@ -1,34 +1,25 @@
-"""GRPO trainer: config, hand-worked advantages / losses / policy shaping / rewards, 2 steps from Hydra
+"""GRPO trainer: config, hand-worked advantages / losses / policy shaping, 2 steps from Hydra
 overrides, exact resume, the injection paths (refinement, negatives, recoveries), both VLA heads."""
 
 from __future__ import annotations
 
 import math
 
-import gymnasium as gym
-import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 
-import envs  # noqa: F401  (registers the env ids)
 from agents import load_agent, make_agent
-from envs.navsim import NavsimConfig
-from envs.navsim_obs import ObservationConfig
+from tests.trainers.conftest import compose_config
 from trainers.common.logging import read_scalars
-from trainers.grpo import (
-    CONFIG_DIR, AdvantageMode, GRPOConfig, RewardConfig, from_hydra, group_advantages, grpo_loss, injection_weights,
-    register_configs, reward_from_scores, train,
-)
+from trainers.grpo import AdvantageMode, GRPOConfig, group_advantages, grpo_loss, injection_weights, train
 
 S3 = math.sqrt(1 / 3)      # Bessel std of {1, 0, 0, 1} and of {1, 0, 0}
+S2 = math.sqrt(1 / 2)
 
 
 def config(*overrides: str) -> GRPOConfig:
     """`python -m trainers.grpo <overrides>` as a validated GRPOConfig."""
-    register_configs()
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        return from_hydra(compose("grpo", overrides=list(overrides)))
+    return compose_config("grpo", GRPOConfig, *overrides)
 
 
 # --- config ---
@@ -37,7 +28,10 @@ def config(*overrides: str) -> GRPOConfig:
 def test_defaults_compose_to_the_front_door():
     default = config()
     assert default.agent.name == "vla_token" and default.env.data == "builtin" and default.init_checkpoint is None
-    assert default.group_size == 8 and default.reward.ep_weight == 5.0 and default.advantage is AdvantageMode.std
+    assert default.group_size == 8 and default.reward.ep_weight == 5.0 and default.advantage is AdvantageMode.dr_grpo
+    assert default.kl_coef == 0.04 and default.imitation_coef == 0.0 and default.noise_level is None
+    flow = config("agent=vla_flow")                      # configs/grpo_agent/vla_flow.yaml
+    assert flow.noise_level == 0.3 and config("agent=vla_flow", "noise_level=0.7").noise_level == 0.7
     picked = config("agent=vla_flow", "reward.metric=epdms", "advantage=dr_grpo", "refine.enabled=true", "recovery.rate=0.5")
     assert picked.agent.name == "vla_flow" and picked.reward.metric.value == "epdms" and picked.refine.enabled
     assert picked.reward.weighted == ("ep", "ttc", "lk", "hc", "ec") and picked.recovery.rate == 0.5
@@ -86,6 +80,17 @@ def test_dr_grpo_only_centres():
     assert adv[0].tolist() == [0.5, -0.5, -0.5, 0.5]
 
 
+def test_dr_grpo_keeps_a_crash_above_progress_noise():
+    # group 0: every plan safe, EP differs a little (PDMS 0.80 / 0.81); group 1: one plan crashes (PDMS 0)
+    rewards = torch.tensor([[0.80, 0.81], [0.0, 0.9]])
+    valid = torch.ones(2, 2, dtype=torch.bool)
+    std, _ = group_advantages(rewards, valid, "std", eps=0.0)
+    # Bessel std of a pair (a, b) is |a - b| / sqrt(2): both groups get ±1/sqrt(2), the noise weighs as much as the crash
+    assert std.flatten().tolist() == pytest.approx([-S2, S2, -S2, S2])
+    dr, _ = group_advantages(rewards, valid, "dr_grpo")
+    assert dr.flatten().tolist() == pytest.approx([-0.005, 0.005, -0.45, 0.45])      # the crash weighs 90x more
+
+
 def test_advantage_inputs_are_checked():
     with pytest.raises(ValueError, match="rewards.shape"):
         group_advantages(torch.zeros(2, 3), torch.ones(2, 4, dtype=torch.bool))
@@ -101,7 +106,7 @@ def test_on_policy_loss_is_minus_mean_advantage_with_reinforce_gradient():
     adv = torch.tensor([[1 / math.sqrt(2), -1 / math.sqrt(2)]])
     loss, stats = grpo_loss(logp, logp.detach(), adv, clip_eps=0.2)
     loss.backward()
-    assert float(loss) == pytest.approx(0.0, abs=1e-7) and stats["ratio_mean"] == 1.0 and stats["clip_frac"] == 0.0
+    assert float(loss.detach()) == pytest.approx(0.0, abs=1e-7) and stats["ratio_mean"] == 1.0 and stats["clip_frac"] == 0.0
     assert logp.grad[0].tolist() == pytest.approx((-adv[0] / 2).tolist())                # -A / n
 
 
@@ -112,7 +117,7 @@ def test_clipping_hand_worked():
     loss, stats = grpo_loss(new, old, adv, clip_eps=0.2)
     loss.backward()
     # -min(1.5, 1.2) = -1.2 (clipped); -min(-0.5, -0.8) = 0.8 (clipped); -min(1.1, 1.1) = -1.1
-    assert float(loss) == pytest.approx((-1.2 + 0.8 - 1.1) / 3)
+    assert float(loss.detach()) == pytest.approx((-1.2 + 0.8 - 1.1) / 3)
     assert stats["clip_frac"] == pytest.approx(2 / 3)
     assert new.grad[0].tolist() == pytest.approx([0.0, 0.0, -1.1 / 3])                  # clipped units pass no gradient
     loss_high, _ = grpo_loss(new, old, adv, clip_eps=0.2, clip_eps_high=0.6)
@@ -163,33 +168,6 @@ def test_injected_samples_are_shaped_not_clipped():
     loss, _ = grpo_loss(dense, dense.detach(), torch.ones(1, 1), 0.2, injected=torch.ones(1, 1, dtype=torch.bool), unit_dims=24)
     loss.backward()
     assert float(loss) == pytest.approx(-0.75) and float(dense.grad) == pytest.approx(-0.1875)
-
-
-# --- reward ---
-
-
-def test_reward_hand_worked():
-    one = np.ones((1, 1))
-    pdms = {"nc": one, "dac": one, "ep": 0.5 * one, "ttc": one, "c": 0 * one}
-    assert float(reward_from_scores(pdms, RewardConfig())) == pytest.approx((5 * 0.5 + 5) / 12)
-    assert float(reward_from_scores(pdms, RewardConfig(ep_weight=10))) == pytest.approx((10 * 0.5 + 5) / 17)
-    hit = {**pdms, "nc": 0.5 * one}
-    assert float(reward_from_scores(hit, RewardConfig())) == pytest.approx(0.5 * 7.5 / 12)
-    assert float(reward_from_scores(hit, RewardConfig(hard_mask=True))) == -1.0
-    epdms = {"nc": one, "dac": one, "ddc": one, "tlc": one, "ep": one, "ttc": 0 * one, "lk": one, "hc": one, "ec": one}
-    assert float(reward_from_scores(epdms, RewardConfig(metric="epdms"))) == pytest.approx(11 / 16)
-    with pytest.raises(ValueError, match="weights"):
-        RewardConfig(ep_weight=-1.0)
-
-
-def test_default_reward_equals_the_env_totals(train_scenes):
-    files = dict(data="files", obs=ObservationConfig(cameras=()))
-    vec = gym.make_vec("roadloop/Navsim-v1", num_envs=2, vectorization_mode="vector_entry_point",
-                       config=NavsimConfig(split=str(train_scenes), **files))
-    obs, _ = vec.reset(seed=0)
-    plans = make_agent("ego_mlp", hidden=16).sample(obs, 3, torch.Generator().manual_seed(0)).plans
-    totals, table = vec.unwrapped.score_group(plans.numpy())
-    assert reward_from_scores(table, RewardConfig()).numpy() == pytest.approx(totals, abs=1e-12)
 
 
 # --- training ---
@@ -252,20 +230,34 @@ def test_injection_paths_fill_groups(train_scenes, eval_scenes, init_agent, tmp_
     assert report.count("diagnosis :") == 3 and "planning :" in report
 
 
-@pytest.mark.parametrize("head, extra", [("vla_token", ()), ("vla_flow", ("step_discount=0.6",))])
+@pytest.mark.parametrize("head, extra", [("vla_token", ()), ("vla_flow", ("step_discount=0.6", "noise_level=0.5"))])
 def test_vla_heads_take_a_step_with_feedback_and_negatives(head, extra, train_scenes, eval_scenes, tmp_path):
     kwargs = {"cameras": (), "flow_steps": 3} if head == "vla_flow" else {"cameras": (), "codebook_size": 64}
     init = tmp_path / "init.pt"
     make_agent(head, **kwargs).save(init)
     cfg = tiny(train_scenes, eval_scenes, tmp_path / "run", init, f"agent={head}", "steps=1", "batch_size=1",
                "group_size=2", "fail_score=1.0", "refine.enabled=true", "refine.samples=1", "refine.above=0.0",
-               "negatives.per_group=1", "kl_coef=0.1", "drop_zero_variance=false", *extra)
+               "negatives.per_group=1", "kl_coef=0.1", "imitation_coef=0.1", "drop_zero_variance=false", *extra)
     metrics = train(cfg)["last_metrics"]
     assert math.isfinite(metrics["losses/total"]) and metrics["rollout/injected_refine"] == 1.0
     assert metrics["rollout/injected_negative"] == 1.0 and 0.0 < metrics["losses/injected_weight"] < 1.0
+    assert metrics["losses/logp_gap"] < 1e-4          # the update re-scores the samples with the sampler's log-probs
     before, after = load_agent(init), load_agent(tmp_path / "run" / "agent.pt")
     moved = [not torch.equal(a, b) for a, b in zip(before.parameters(), after.parameters())]
-    assert any(moved)
+    assert any(moved) and after.config.noise_level == (0.5 if head == "vla_flow" else 0.7)
+
+
+def test_temperature_sets_the_sampling_temperature_of_the_trained_agent(train_scenes, eval_scenes, init_agent, tmp_path):
+    init = tmp_path / "init.pt"
+    make_agent("vla_token", cameras=(), codebook_size=64).save(init)
+    cfg = tiny(train_scenes, eval_scenes, tmp_path / "run", init, "agent=vla_token", "steps=1", "batch_size=1",
+               "group_size=2", "temperature=0.5")
+    metrics = train(cfg)["last_metrics"]
+    assert load_agent(tmp_path / "run" / "agent.pt").config.temperature == 0.5 and metrics["losses/logp_gap"] < 1e-4
+    with pytest.raises(ValueError, match="temperature=0.5: agent 'ego_mlp' samples without a temperature"):
+        train(tiny(train_scenes, eval_scenes, tmp_path / "mlp", init_agent, "steps=1", "temperature=0.5"))
+    with pytest.raises(ValueError, match="temperature=0.0"):
+        GRPOConfig(temperature=0.0)
 
 
 def test_ctrl_c_finishes_the_step_and_saves(train_scenes, eval_scenes, init_agent, tmp_path, monkeypatch):

@@ -11,22 +11,20 @@ import signal
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 
+from tests.trainers.conftest import compose_config
 from trainers import ppo
 from trainers.common.checkpoint import latest_checkpoint
 from trainers.common.logging import read_scalars
 from trainers.ppo import (
-    CONFIG_DIR, PPOConfig, RatioLevel, closed_form_entropy, episode_rewards, explained_variance, from_hydra, gae,
-    ppo_loss, register_configs, train,
+    PPOConfig, RatioLevel, closed_form_entropy, episode_rewards, explained_variance, gae,
+    ppo_loss, train,
 )
 
 
 def config(*overrides: str) -> PPOConfig:
     """`python -m trainers.ppo <overrides>` as a validated PPOConfig."""
-    register_configs()
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        return from_hydra(compose("ppo", overrides=list(overrides)))
+    return compose_config("ppo", PPOConfig, *overrides)
 
 
 def tiny(train_scenes, run_dir, *extra: str) -> PPOConfig:

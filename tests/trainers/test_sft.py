@@ -13,21 +13,19 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from hydra import compose, initialize_config_dir
 
+from tests.trainers.conftest import compose_config
 from trainers import sft
 from trainers.common.checkpoint import latest_checkpoint
 from trainers.common.logging import read_scalars
-from trainers.sft import CONFIG_DIR, EpochSampler, LRSchedule, SFTConfig, from_hydra, lr_factor, register_configs, train
+from trainers.sft import EpochSampler, LRSchedule, SFTConfig, lr_factor, train
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def config(*overrides: str) -> SFTConfig:
     """`python -m trainers.sft <overrides>` as a validated SFTConfig."""
-    register_configs()
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        return from_hydra(compose("sft", overrides=list(overrides)))
+    return compose_config("sft", SFTConfig, *overrides)
 
 
 def tiny(train_scenes, eval_scenes, run_dir, *extra: str) -> SFTConfig:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
+import torch
 
 TAG_NAMESPACES = ("losses", "score", "charts", "rollout")
 """Allowed first parts of a scalar tag."""
@@ -106,6 +107,27 @@ class RunLogger:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class PhaseClock:
+    """Wall time of one training step split into named phases: `lap(phase)` adds the time since the
+    previous lap (or the start) to `seconds[phase]`; CUDA work is synchronised first so it is counted
+    in the phase that queued it."""
+
+    def __init__(self, phases: tuple[str, ...], device: torch.device | str = "cpu"):
+        self.seconds = {phase: 0.0 for phase in phases}
+        self.is_cuda = torch.device(device).type == "cuda"
+        self.device = device
+        self._tick = time.perf_counter()
+
+    def lap(self, phase: str) -> None:
+        if phase not in self.seconds:
+            raise ValueError(f"phase={phase!r}: not one of {tuple(self.seconds)}")
+        if self.is_cuda:
+            torch.cuda.synchronize(self.device)
+        now = time.perf_counter()
+        self.seconds[phase] += now - self._tick
+        self._tick = now
 
 
 def read_scalars(run_dir: str | Path) -> dict[int, dict[str, float]]:

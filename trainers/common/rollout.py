@@ -117,6 +117,17 @@ class Evaluation:
         means = {key: float(np.mean([r[key] for r in rows])) for key in self.keys}
         return {**means, "num_scenes": float(len(rows))}
 
+    def run_logged(self, agent, logger, step: int, seed: int = 0, progress: bool = True, images: int = 0) -> dict[str, float]:
+        """`run` with the agent in eval mode, logged to a `RunLogger` as `score/<key>` at `step`, plus the
+        BEV pictures of the first `images` scenes as `charts/bev_<index>`."""
+        if isinstance(agent, torch.nn.Module):
+            agent.eval()
+        scores = self.run(agent, seed=seed, progress=progress)
+        logger.log_scalars({f"score/{k}": v for k, v in scores.items() if k != "num_scenes"}, step)
+        for index in range(min(images, self.num_scenes)):
+            logger.log_image(f"charts/bev_{index}", self.render(index), step)
+        return scores
+
     def render(self, index: int, extra_plans: np.ndarray | None = None, with_human: bool = True) -> np.ndarray:
         """BEV picture (384, 384, 3) uint8 of scene `index`: the last run's plan (orange, on top), the
         logged human plan when the scene has one and `with_human`, any `extra_plans` (K, 8, 3) in the

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
 from tests.scene_builders import add_box, constant_speed_plan, straight_road_dict
+from envs.metrics.context import SceneCache
 from envs.metrics.scorer import (
     SCORE_KEYS,
+    PreparedScenes,
     ScoringConfig,
     prepare_scenes,
     score_plans,
@@ -211,3 +214,53 @@ def test_cpu_equals_cuda():
     for row_cpu, row_gpu in zip(cpu, gpu):
         for a, b in zip(row_cpu, row_gpu):
             assert a == pytest.approx(b, abs=1e-9)
+
+
+def test_details_say_when_and_with_whom_a_plan_fails():
+    # Stopped car centred at x = 35 (rear at 32.75); the ego front is 1.461 + 5.176 / 2 = 4.049 m ahead of
+    # the rear axle, which drives from x = 10 at 10 m/s: contact at x = 28.70, t = 1.87 s -> first at step 19.
+    scene = scene_from_dict(with_reference(add_box(straight_road_dict(), "S", "vehicle", 35.0, 0.0)))
+    prep = prepare_scenes([scene])
+    poses = torch.as_tensor(np.array([constant_speed_plan(10.0)["poses"]]))[None]
+    details = score_poses(prep, poses, 0.5).details
+    assert set(details) == {"nc", "dac", "ddc", "tlc", "ttc", "lk"}
+    nc = details["nc"]
+    assert (nc.value.item(), nc.step.item(), nc.agent.item()) == (0.0, 19, 0)
+    assert details["ttc"].value.item() == 0.0 and 0 <= details["ttc"].step.item() < 19
+    assert (details["dac"].value.item(), details["dac"].step.item(), details["dac"].agent.item()) == (1.0, -1, -1)
+
+
+def test_cache_serves_seen_scenes_with_identical_scores():
+    scenes = [replace(s, token=f"scene{k}") for k, s in enumerate(_three_scenes())]   # the cache keys on tokens
+    poses = torch.as_tensor(np.array(constant_speed_plan(10.0, y=1.0)["poses"]))[None, None].repeat(4, 2, 1, 1)
+    poses[:, 1, :, 0] *= 0.5
+    config = ScoringConfig(metric="epdms")
+    cache = SceneCache()
+    batch = [scenes[0], scenes[2], scenes[0], scenes[1]]                 # a scene twice in one batch
+    first = prepare_scenes(batch, config, cache=cache)
+    assert (cache.misses, len(cache)) == (4, 3)                          # three scenes prepared, once each
+    again = prepare_scenes(batch[::-1], config, cache=cache)
+    assert cache.misses == 4 and cache.hits == 4                         # nothing prepared again
+    uncached = score_rows(score_poses(prepare_scenes(batch, config), poses, 0.5))
+    assert score_rows(score_poses(first, poses, 0.5)) == uncached
+    assert score_rows(score_poses(again, poses.flip(0), 0.5)) == uncached[::-1]
+    # the fixed plans' sub-metrics are computed once in `prepare_scenes`; recomputing them changes nothing
+    assert first.fixed_scores["nc"].shape == (4, 2)                      # reference and human
+    assert score_rows(score_poses(replace(first, fixed_scores=None), poses, 0.5)) == uncached
+    with pytest.raises(ValueError, match="config"):
+        PreparedScenes.cat([first, prepare_scenes([scenes[0]], ScoringConfig(metric="pdms"))])
+
+
+def test_small_cache_drops_and_moves_scenes_without_changing_scores():
+    # max_scenes=2: the third scene drops the least recently used; the index store starts afresh after 4
+    # scenes, and parts still in the old one are copied over when next batched
+    scenes = [replace(s, token=f"scene{k}") for k, s in enumerate(_three_scenes())]
+    poses = torch.as_tensor(np.array(constant_speed_plan(9.0, y=0.5)["poses"]))[None, None].repeat(3, 1, 1, 1)
+    config = ScoringConfig()
+    expected = score_rows(score_poses(prepare_scenes(scenes, config), poses, 0.5))
+    cache = SceneCache(max_scenes=2)
+    for order in ([0], [1], [2], [0, 1], [2, 0], [0, 1, 2], [2, 1, 0]):
+        prep = prepare_scenes([scenes[i] for i in order], config, cache=cache)
+        lanes = prep.map_ctx.lanes
+        assert len(cache) <= 2 and lanes.store is not None and lanes.store is cache.index_store("lanes", lanes)
+        assert score_rows(score_poses(prep, poses[: len(order)], 0.5)) == [expected[i] for i in order]

@@ -5,8 +5,16 @@ import math
 import pytest
 import torch
 
-from envs.sim.dynamics import EgoStates, initial_ego_state
-from envs.sim.lqr import LQRParams, _difference_matrix, fit_velocity_curvature_profiles, lqr_track
+from envs.sim.dynamics import EgoStates, bicycle_step, initial_ego_state
+from envs.sim.lqr import (
+    LQRParams,
+    _difference_matrix,
+    _tracker_commands,
+    _TrackingTargets,
+    fit_velocity_curvature_profiles,
+    lqr_track,
+)
+from envs.sim.vehicle import PACIFICA
 
 F64 = torch.float64
 TIMES = torch.arange(41, dtype=F64) * 0.1
@@ -70,6 +78,29 @@ def test_constant_radius_arc_is_followed():
     heading_error = simulated.heading[-1] - reference[-1, 2]
     assert heading_error.abs().item() < 0.05
     assert (simulated.steering_angle[5:] > 0).all()  # always steering into the left turn
+
+
+def test_each_step_is_the_tracker_commands_through_the_bicycle_model():
+    # the tracker steps bare columns instead of EgoStates: every step must still be exactly
+    # `dynamics.bicycle_step` of the previous state under the tracker's commands
+    mirrored = arc(20.0, 8.0) * torch.tensor([1.0, -1.0, -1.0], dtype=F64)   # right turn
+    references = torch.stack([arc(50.0, 10.0), arc(3.0, 5.0), mirrored])
+    initial = EgoStates.cat([start(10.0)])
+    initial = EgoStates(**{name: value.expand(3, *value.shape).clone() for name, value in vars(initial).items()})
+    initial.steering_angle[2] = 4.0   # outside [-pi, pi]: the first step wraps it, later ones are clamped
+    simulated = lqr_track(references, initial)
+    params = LQRParams()
+    targets = _TrackingTargets.build(references, *fit_velocity_curvature_profiles(references, params), params)
+    for k in range(40):
+        state = simulated.index(k)
+        x, y, heading = state.pose[:, 0].unbind(-1)
+        accel, rate = _tracker_commands(k, x, y, heading, state.velocity[:, 0, 0], state.steering_angle[:, 0],
+                                        targets, PACIFICA, params)
+        expected = bicycle_step(state, accel[:, None], rate[:, None], PACIFICA, params.simulation_dt)
+        for name, value in vars(simulated.index(k + 1)).items():
+            assert torch.equal(value, getattr(expected, name)), (k, name)
+    assert simulated.steering_angle[2, 0].item() == 4.0
+    assert simulated.steering_angle[:, 1:].abs().max().item() <= math.pi / 3
 
 
 def test_matches_navsim_numerics_golden_values():

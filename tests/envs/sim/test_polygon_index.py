@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from envs.sim.polygon_index import PolygonIndex, pack_slots, unpack_slots
+from envs.sim.polygon_index import IndexStore, PolygonIndex, pack_slots, unpack_slots
 
 F64 = torch.float64
 SQUARE = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], dtype=float)
@@ -220,6 +220,70 @@ def test_to_keeps_values():
     moved = index.to("cpu")
     assert moved.row_bounds.device.type == "cpu" and torch.equal(moved.row_bounds, index.row_bounds)
     assert index.to(None) is index
+
+
+def _four_scenes():
+    """Scenes with 3, 0, 1 and 2 polygons (two rotated frames), query points inside, outside and on edges
+    ((1, 0.5) is on the unit square's edge but inside the L; (7, 10) on the big L's inner edge)."""
+    scenes = [[SQUARE, SQUARE + 2.0, L_SHAPE], [], [SQUARE * 30 + 5], [L_SHAPE * 7, SQUARE]]
+    points = torch.tensor([[[0.5, 0.5], [2.5, 2.5], [0.5, 3.5], [1.0, 0.5], [20.0, 20.0]],
+                           [[0.5, 0.5], [2.5, 2.5], [0.5, 3.5], [1.0, 0.5], [20.0, 20.0]],
+                           [[20.0, 20.0], [5.0, 20.0], [34.9, 34.9], [35.0, 20.0], [0.5, 0.5]],
+                           [[3.5, 3.5], [0.5, 0.5], [10.0, 10.0], [7.0, 10.0], [3.5, 24.5]]], dtype=F64)
+    expected = [[[True, False, True], [False, True, False], [False, False, True], [False, False, True],
+                 [False, False, False]],
+                [[False] * 3] * 5,
+                [[True, False, False], [False, False, False], [True, False, False], [False, False, False],
+                 [False, False, False]],
+                [[True, False, False], [True, True, False], [False, False, False], [False, False, False],
+                 [True, False, False]]]
+    return scenes, [0.3, 0.0, -1.2, 0.0], points, expected
+
+
+def test_cat_and_split_answer_like_one_build():
+    scenes, align, points, expected = _four_scenes()
+    whole = PolygonIndex.build(scenes, align=align)
+    assert whole.contains(points).tolist() == expected
+    parts = [PolygonIndex.build(scenes[k : k + 1], align=align[k : k + 1]) for k in range(4)]
+    for index in (PolygonIndex.cat(parts), PolygonIndex.cat([parts[0], PolygonIndex.cat(parts[1:])]),
+                  PolygonIndex.cat(whole.split())):
+        assert index.store is not None and index.polygon_valid.tolist() == whole.polygon_valid.tolist()
+        assert index.contains(points).tolist() == expected
+    # a split part is that scene's own index, here reading the whole batch's rows
+    third = whole.split()[3]
+    assert third.polygon_valid.shape == (1, 2) and third.num_strips.tolist() == whole.num_strips[3:].tolist()
+    assert third.contains(points[3:]).tolist() == [[row[:2] for row in expected[3]]]
+    with pytest.raises(ValueError, match="strip_height"):
+        PolygonIndex.cat([parts[0], PolygonIndex.build([[SQUARE]], strip_height=1.0)])
+    with pytest.raises(ValueError, match="indexes"):
+        PolygonIndex.cat([])
+
+
+def test_store_shares_rows_and_grows_without_changing_answers():
+    scenes, align, points, expected = _four_scenes()
+    store = IndexStore()
+    first = store.add(PolygonIndex.build(scenes[:2], align=align[:2]))
+    rows_before = first.row_bounds
+    many = [store.add(PolygonIndex.build([[SQUARE + k]])) for k in range(300)]   # forces the arrays to grow
+    later = store.add(PolygonIndex.build(scenes[2:], align=align[2:]))
+    assert store.num_scenes == 304 and first.row_bounds is rows_before       # earlier indexes keep their arrays
+    assert later.row_bounds.data_ptr() != rows_before.data_ptr()
+    batch = PolygonIndex.cat([first, later])
+    assert batch.row_bounds is later.row_bounds                               # no row copied
+    assert batch.contains(points).tolist() == expected
+    inside_and_on_edge = torch.tensor([[[123.5, 123.5], [123.0, 123.5]]], dtype=F64)
+    assert many[123].contains(inside_and_on_edge).tolist() == [[[True], [False]]]
+    # a scene's rows are one run of places, sentinels included. Unit square, 0.25 m strips 0..4 (closed extents):
+    # strips 0 and 4 hold a horizontal edge and both vertical ones (3 rows -> 4 places), strips 1..3 the 2 vertical
+    first_row, count = many[0].row_ranges()
+    assert count.tolist() == [4 + 3 * 2 + 4]
+    with pytest.raises(ValueError, match="store"):
+        store.add(PolygonIndex.build([[SQUARE]], dtype=torch.float32))
+
+
+def test_index_without_polygons_answers_all_false():
+    index = PolygonIndex.build([[], []], align=[0.5, 0.0])
+    assert index.contains_bits(torch.zeros(2, 3, 2, dtype=F64)).tolist() == [[[0]] * 3] * 2
 
 
 @pytest.mark.cuda

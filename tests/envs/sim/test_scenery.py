@@ -101,3 +101,18 @@ def test_scenery_is_cached_per_map_object():
     road_map = straight_road_map()
     assert scenery_for(road_map) is scenery_for(road_map)
     assert scenery_for(straight_road_map()) is not scenery_for(road_map)
+
+
+def test_scenery_cache_keeps_every_live_map_and_forgets_dead_ones():
+    import gc
+
+    from envs.sim import scenery as scenery_module
+
+    maps = [straight_road_map() for _ in range(40)]           # more maps than a batch used to keep (32)
+    first = [scenery_for(m) for m in maps]
+    assert all(scenery_for(m) is s for m, s in zip(maps, first))
+    key = id(maps[0])
+    assert key in scenery_module._CACHE
+    del maps[0], first[0]
+    gc.collect()
+    assert key not in scenery_module._CACHE

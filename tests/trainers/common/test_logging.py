@@ -87,3 +87,18 @@ def test_bad_image_is_rejected(tmp_path):
     with pytest.raises(ValueError, match="uint8"):
         logger.log_image("charts/x", np.zeros((4, 4, 3), np.float32), 0)
     logger.close()
+
+
+def test_phase_clock_adds_each_lap_to_its_phase(monkeypatch):
+    from trainers.common import logging as run_logging
+
+    ticks = iter([10.0, 10.5, 12.0, 12.25, 13.0])
+    monkeypatch.setattr(run_logging.time, "perf_counter", lambda: next(ticks))
+    clock = run_logging.PhaseClock(("env", "update"))        # starts at 10.0
+    clock.lap("env")            # 10.5: env 0.5
+    clock.lap("update")         # 12.0: update 1.5
+    clock.lap("env")            # 12.25: env 0.75
+    clock.lap("update")         # 13.0: update 2.25
+    assert clock.seconds == {"env": 0.75, "update": 2.25}
+    with pytest.raises(ValueError, match="phase='score'"):
+        clock.lap("score")

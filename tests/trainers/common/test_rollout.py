@@ -108,3 +108,15 @@ def test_render_draws_the_last_plan(train_scenes):
     image = evaluation.render(0, extra_plans=np.zeros((8, 3), np.float32))
     assert image.shape == (384, 384, 3) and image.dtype == np.uint8
     assert (image == np.array([255, 140, 0], np.uint8)).all(-1).any()  # the plan's orange
+
+
+def test_run_logged_writes_the_scores_under_score_namespace(train_scenes, tmp_path):
+    from trainers.common.logging import RunLogger, read_scalars
+
+    agent = make_agent("constant_velocity")
+    evaluation = Evaluation(NavsimConfig(**FILES), str(train_scenes), num_scenes=3, batch_size=3)
+    with RunLogger(tmp_path / "run", {"seed": 0}) as logger:
+        scores = evaluation.run_logged(agent, logger, step=7, progress=False, images=1)
+    logged = read_scalars(tmp_path / "run")[7]
+    assert logged == {f"score/{k}": v for k, v in scores.items() if k != "num_scenes"}
+    assert (tmp_path / "run" / "media" / "charts_bev_0_00000007.png").is_file()

@@ -1,0 +1,1 @@
+"""Bench2Drive closed-loop driving: route scenarios, batched world, criteria and scoring, the Gymnasium env."""
