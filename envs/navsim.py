@@ -66,7 +66,10 @@ class NavsimConfig:
     maps_root: str | None = None
     """nuPlan maps folder (data=openscene)."""
     max_scenes: int | None = None
-    """Use only the first N scenes of the source."""
+    """Use only the first N scenes of the source (of `families`, when given)."""
+    families: tuple[str, ...] | None = None
+    """Only scenes of these scenario families, e.g. `[cut_in, jaywalker]`; on built-in splits `long_tail` and
+    `ordinary` stand for their sets (`scenarios.splits.FAMILY_SETS`). None: every scene."""
     obs: ObservationConfig = field(default_factory=ObservationConfig)
     """Cameras, BEV and privileged vectors."""
     human_filter: bool = True
@@ -90,6 +93,10 @@ class NavsimConfig:
             raise ValueError(f"max_scenes={self.max_scenes}: must be >= 1 or None")
         if self.cache_scenes < 0:
             raise ValueError(f"cache_scenes={self.cache_scenes}: must be >= 0")
+        if self.families is not None:
+            self.families = (self.families,) if isinstance(self.families, str) else tuple(self.families)
+            if not self.families or not all(isinstance(name, str) and name for name in self.families):
+                raise ValueError(f"families={self.families!r}: expected a non-empty list of scenario family names")
         self.stage_two = StageTwo(self.stage_two)
         if isinstance(self.obs, dict):
             self.obs = ObservationConfig(**self.obs)

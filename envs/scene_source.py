@@ -4,6 +4,7 @@ from each scene object: `NavsimBatch.cache`, `NavsimBatch.observations`)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
@@ -41,8 +42,33 @@ class LazyScenes:
         return self._load_group(index)
 
 
+class FamilyScenes:
+    """The scenes of another source whose `scenario_type` is in `families`, the first `limit` of them.
+
+    Scene files and OpenScene logs only say a scene's type once it is loaded, so this loads every scene
+    of the source once (built-in splits filter by their (family, seed) ids without loading)."""
+
+    def __init__(self, source: SceneSource, families: frozenset[str], limit: int | None):
+        keep = [i for i in range(len(source)) if source.scene(i).scenario_type in families]
+        if not keep:
+            raise ValueError(f"families={sorted(families)!r}: no scene of the source has one of these scenario types")
+        self._source, self._keep = source, keep[:limit]
+
+    def __len__(self) -> int:
+        return len(self._keep)
+
+    def scene(self, index: int) -> Scene:
+        return self._source.scene(self._keep[index])
+
+    def group(self, index: int) -> Any:
+        return self._source.group(self._keep[index])
+
+
 def open_scene_source(config) -> SceneSource:
-    """The scene source named by a NavsimConfig (`data`, `split`, `data_root`, `max_scenes`)."""
+    """The scene source named by a NavsimConfig (`data`, `split`, `data_root`, `max_scenes`, `families`)."""
+    if config.families is not None and config.data != "builtin":
+        families = frozenset(config.families)   # any labels: real logs name their own scenario types
+        return FamilyScenes(open_scene_source(replace(config, families=None, max_scenes=None)), families, config.max_scenes)
     limit = config.max_scenes
     if config.data == "files":
         from envs.scene_file import load_scene
@@ -67,7 +93,7 @@ def open_scene_source(config) -> SceneSource:
     from scenarios import splits  # the scene generators live downstream of envs (style rule 1)
 
     if config.split == "navhard":
-        groups = splits.load_navhard(cache_dir=config.data_root, max_groups=limit)
+        groups = splits.load_navhard(cache_dir=config.data_root, max_groups=limit, families=config.families)
         return LazyScenes(len(groups), lambda i: groups[i].now, lambda i: groups[i])
-    scenes = splits.load_split(config.split, cache_dir=config.data_root, max_scenes=limit)
+    scenes = splits.load_split(config.split, cache_dir=config.data_root, max_scenes=limit, families=config.families)
     return LazyScenes(len(scenes), lambda i: scenes[i])

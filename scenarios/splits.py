@@ -41,6 +41,8 @@ LONG_TAIL = tuple((name, 0.40 / 9) for name in (
 """The nine long-tail families, 40% of navtrain and navtest in equal shares."""
 HARD = (("lane_change", 0.06), ("intersection", 0.09)) + tuple((name, 0.85 / 9) for name, _ in LONG_TAIL)
 """navhard: 85% long tail (every family there needs a drive planner)."""
+FAMILY_SETS = {"long_tail": tuple(name for name, _ in LONG_TAIL), "ordinary": tuple(name for name, _ in ORDINARY)}
+"""Names that stand for several families in a `families` filter."""
 MINI = tuple((name, 1.0) for name in (
     "urban_drive", "following", "lane_change", "intersection", *(name for name, _ in LONG_TAIL)))
 """navmini: every family about equally."""
@@ -106,6 +108,28 @@ def split_scene_ids(name: str) -> list[tuple[str, int]]:
     return [ids[i] for i in order]
 
 
+def expand_families(families) -> frozenset[str] | None:
+    """A `families` filter (names, `long_tail` / `ordinary` for their sets) -> the family names; None: no filter."""
+    if families is None:
+        return None
+    if isinstance(families, str):
+        families = (families,)
+    names = [member for name in families for member in FAMILY_SETS.get(name, (name,))]
+    unknown = sorted({name for name in names if name not in SCENARIOS})
+    if unknown or not names:
+        raise ValueError(f"families={list(families)!r}: unknown {unknown or 'empty'} "
+                         f"(valid: {', '.join(sorted(SCENARIOS) + sorted(FAMILY_SETS))})")
+    return frozenset(names)
+
+
+def _filtered_ids(name: str, families, max_items: int | None) -> list[tuple[str, int]]:
+    keep = expand_families(families)
+    ids = [(family, seed) for family, seed in split_scene_ids(name) if keep is None or family in keep]
+    if not ids:
+        raise ValueError(f"families={sorted(keep)!r}: split {name!r} has no scenes of these families")
+    return ids[:max_items]
+
+
 def split_folder(name: str, cache_dir: str | os.PathLike | None = None) -> Path:
     """Where a split's files live (see the module docstring)."""
     _spec(name)
@@ -162,29 +186,31 @@ def _checked_max(max_items: int | None, field: str) -> None:
 
 
 def load_split(name: str, cache_dir: str | os.PathLike | None = None, max_scenes: int | None = None,
-               progress: bool = True) -> list[Scene]:
-    """The scenes of a split (its first `max_scenes`), generating and caching the missing ones.
+               progress: bool = True, families=None) -> list[Scene]:
+    """The scenes of a split (its first `max_scenes`, of `families` only when given: `expand_families`),
+    generating and caching the missing ones.
 
     navhard gives its stage-1 scenes (`load_navhard` for the groups).
     """
     _checked_max(max_scenes, "max_scenes")
     if _spec(name).two_stage:
-        return [group.now for group in load_navhard(cache_dir, max_scenes, progress)]
+        return [group.now for group in load_navhard(cache_dir, max_scenes, progress, families)]
     folder = split_folder(name, cache_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    ids = split_scene_ids(name)[:max_scenes]
+    ids = _filtered_ids(name, families, max_scenes)
     missing = [(family, seed, str(folder)) for family, seed in ids if not _scene_file(folder, family, seed).exists()]
     _run_jobs(_write_scene, missing, progress, f"{name} scenes")
     return [load_scene(_scene_file(folder, family, seed)) for family, seed in ids]
 
 
 def load_navhard(cache_dir: str | os.PathLike | None = None, max_groups: int | None = None,
-                 progress: bool = True) -> list[TwoStageGroup]:
-    """The navhard two-stage groups (their first `max_groups`), generating and caching the missing ones."""
+                 progress: bool = True, families=None) -> list[TwoStageGroup]:
+    """The navhard two-stage groups (their first `max_groups`, of `families` only when given), generating
+    and caching the missing ones."""
     _checked_max(max_groups, "max_groups")
     folder = split_folder("navhard", cache_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    ids = split_scene_ids("navhard")[:max_groups]
+    ids = _filtered_ids("navhard", families, max_groups)
     missing = [(family, seed, str(folder)) for family, seed in ids
                if not (folder / f"{family}-{seed}" / "index.json").exists()]
     _run_jobs(_write_group, missing, progress, "navhard groups")

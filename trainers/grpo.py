@@ -9,8 +9,8 @@ SpanVLA (2604.19710), LUFFY (2504.14945). Differences: ELF-VLA's teacher VLM is 
 built from the scorer (`trainers.grpo_feedback`); SpanVLA's negatives / recoveries are built from our own
 samples and PDM-Closed (`trainers.grpo_samples`); spec: shared/specs/posttraining.md §1, §7, §8.
 Defaults: Dr.GRPO advantages and a k3 KL anchor (β 0.04) to the SFT start, no imitation term (see the
-`advantage`, `kl_coef` and `imitation_coef` fields for why); the flow head samples with SDE noise 0.3
-(`configs/grpo_agent/vla_flow.yaml`).
+`advantage`, `kl_coef` and `imitation_coef` fields for why). `configs/grpo_agent/<agent>.yaml` adds per-agent
+defaults: the VLAs read the text prompt only (no cameras), the flow head samples with SDE noise 0.3.
 
     python -m trainers.grpo env=navsim                                   # front door: short SFT, then GRPO
     python -m trainers.grpo agent=vla_flow init_checkpoint=runs/sft__x/agent.pt steps=100 group_size=8

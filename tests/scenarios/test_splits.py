@@ -98,3 +98,18 @@ def test_navhard_groups_are_cached_as_folders(tmp_path, monkeypatch):
     assert [s.token for s in stage_one] == [again.now.token]
     with pytest.raises(ValueError, match=r"^folder=.*not a readable two-stage group"):
         load_group(tmp_path / "missing")
+
+
+def test_family_filter_keeps_split_order_and_expands_sets(tmp_path):
+    long_tail = {name for name, _ in LONG_TAIL}
+    assert splits.expand_families(["long_tail"]) == frozenset(long_tail)
+    assert splits.expand_families("cut_in") == frozenset({"cut_in"})
+    assert splits.expand_families(None) is None
+    with pytest.raises(ValueError, match=r"^families=\['cut_inn'\]: unknown \['cut_inn'\]"):
+        splits.expand_families(["cut_inn"])
+    scenes = load_split("navmini", cache_dir=tmp_path, max_scenes=3, progress=False, families=["cut_in", "merge"])
+    expected = [(f, s) for f, s in split_scene_ids("navmini") if f in ("cut_in", "merge")][:3]
+    assert [s.scenario_type for s in scenes] == [f for f, _ in expected]
+    assert len(expected) == 3 and {f for f, _ in expected} <= {"cut_in", "merge"}
+    with pytest.raises(ValueError, match=r"^families=\['urban_drive'\]: split 'navhard' has no scenes"):
+        load_navhard(tmp_path, max_groups=1, progress=False, families=["urban_drive"])
