@@ -291,7 +291,7 @@ def grpo_loss(logp_new: Tensor, logp_old: Tensor, advantages: Tensor, clip_eps: 
 
 
 def train(cfg: GRPOConfig) -> dict[str, Any]:
-    """Run GRPO; returns {"run_dir", "step", "first_eval", "last_eval", "last_metrics"}."""
+    """Run GRPO; returns {"run_dir", "step", "scorer_plans", "first_eval", "last_eval", "last_metrics"}."""
 
     # --- setup ---
     device, run_dir = resolve_device(cfg.device), start_run(cfg.run, "grpo", "navsim")
@@ -318,14 +318,20 @@ def train(cfg: GRPOConfig) -> dict[str, Any]:
                   if cfg.eval_every else None)
     expert_plans = ImitationTargets(cfg.teacher.value)
     config_dict = {**config_to_dict(cfg), "init_checkpoint": str(init_path)}
-    step, _ = resume_latest(run_dir, cfg.run.resume, {"model": agent, "optimizer": optimizer, "scheduler": scheduler},
-                            generators, config_dict)
+    step, state = resume_latest(run_dir, cfg.run.resume, {"model": agent, "optimizer": optimizer, "scheduler": scheduler},
+                                generators, config_dict)
+    scorer_plans = int(state.get("scorer_plans", 0))     # every plan the true scorer scored (PPO + RWM compares on it)
     logger = RunLogger(run_dir, config_dict)
 
     def checkpoint() -> None:
         save_atomic({"step": step, "model": agent.state_dict(), "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict(), "rng": rng_state(generators), "config": config_dict,
+                     "scheduler": scheduler.state_dict(), "rng": rng_state(generators), "config": config_dict, "scorer_plans": scorer_plans,
                      "agent": cfg.agent.name}, checkpoint_path(run_dir, step))
+
+    def score(plans: Tensor) -> dict:
+        nonlocal scorer_plans
+        scorer_plans += plans.shape[0] * plans.shape[1]
+        return groups.score(plans)
 
     def run_eval() -> dict[str, float]:
         return evaluation.run_logged(agent, logger, step, cfg.run.seed, cfg.progress)
@@ -358,7 +364,7 @@ def train(cfg: GRPOConfig) -> dict[str, Any]:
             with torch.no_grad():
                 samples = agent.sample(obs, cfg.group_size, sample_gen).to("cpu")
             lap("sampling")
-            table = groups.score(samples.plans)
+            table = score(samples.plans)
             rewards = reward_from_scores(table, cfg.reward)
             failed = torch.as_tensor(table[metric.value] <= cfg.fail_score)
             all_failed = failed.all(1)
@@ -369,7 +375,7 @@ def train(cfg: GRPOConfig) -> dict[str, Any]:
 
             def inject(name: str, candidates: Samples, eligible_of, keep: int) -> None:
                 """Score candidates (B_all, N); append `keep` slots holding the best eligible ones."""
-                cand_table = groups.score(candidates.plans)
+                cand_table = score(candidates.plans)
                 slots, slot_rewards, valid = best_slots(candidates, reward_from_scores(cand_table, cfg.reward),
                                                         eligible_of(torch.as_tensor(cand_table[metric.value])), keep)
                 parts.append(slots), part_rewards.append(slot_rewards), part_valid.append(valid)
@@ -466,6 +472,7 @@ def train(cfg: GRPOConfig) -> dict[str, Any]:
                 "losses/imitation": float(imitation.detach()), "losses/total": float(loss.detach()), "losses/grad_norm": float(grad_norm),
                 "losses/entropy": float(-old_units.cpu()[on_policy].mean()) if bool(on_policy.any()) else 0.0,
                 "losses/injected_grad_share": share, "losses/logp_gap": logp_gap, "charts/lr": scheduler.get_last_lr()[0],
+                "charts/scorer_plans": float(scorer_plans),
                 **{f"charts/time_{k}": v for k, v in clock.seconds.items()},
                 "charts/steps_per_s": 1.0 / max(1e-9, sum(clock.seconds.values())),
             }
@@ -491,14 +498,14 @@ def train(cfg: GRPOConfig) -> dict[str, Any]:
         agent.save(run_dir / "agent.pt")
     logger.close()
     vec.close()
-    return {"run_dir": str(run_dir), "step": step, "first_eval": first_eval, "last_eval": last_eval, "last_metrics": last_metrics}
+    return {"run_dir": str(run_dir), "step": step, "scorer_plans": scorer_plans, "first_eval": first_eval, "last_eval": last_eval, "last_metrics": last_metrics}
 
 
 # --- Hydra entry ----------------------------------------------------------------------------------
 
 
 def main() -> None:
-    hydra_main("grpo", GRPOConfig, train, ("run_dir", "step", "first_eval", "last_eval"))
+    hydra_main("grpo", GRPOConfig, train, ("run_dir", "step", "scorer_plans", "first_eval", "last_eval"))
 
 
 if __name__ == "__main__":

@@ -194,6 +194,7 @@ def test_two_steps_from_hydra_overrides_move_every_parameter(train_scenes, eval_
     result = train(cfg)
     assert result["step"] == 2 and result["first_eval"]["num_scenes"] == 2.0
     metrics = result["last_metrics"]
+    assert result["scorer_plans"] == metrics["charts/scorer_plans"] == 2 * 2 * 3     # steps x B x G
     assert math.isfinite(metrics["losses/total"]) and 0.0 <= metrics["rollout/pdms"] <= 1.0
     for key in ("rollout/nc_fail", "rollout/zero_var_frac", "losses/clip_frac", "losses/kl", "losses/entropy",
                 "charts/time_sampling", "charts/time_scoring", "charts/time_update"):
@@ -222,6 +223,8 @@ def test_injection_paths_fill_groups(train_scenes, eval_scenes, init_agent, tmp_
                "recovery.rate=0.5", "recovery.above=0.0")
     metrics = train(cfg)["last_metrics"]
     assert metrics["rollout/all_failed_frac"] == 1.0
+    # scorer plans: 3 groups x (3 samples + 2 refinements + 1 negative + 1 recovery label candidate)
+    assert metrics["charts/scorer_plans"] == 3 * (3 + 2 + 1 + 1)
     # 2 env groups + 1 recovery group: refinements and negatives in all 3, the label in the recovery group
     assert metrics["rollout/injected_refine"] == 1.0 and metrics["rollout/injected_negative"] == 1.0
     assert metrics["rollout/injected_recovery"] == pytest.approx(1 / 3)
