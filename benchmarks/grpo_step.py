@@ -4,11 +4,13 @@ backward, optimizer), from `trainers.grpo.train`'s own per-step clocks.
 
     python benchmarks/grpo_step.py [--agent ego_mlp|vla_token|vla_flow] [--batch 8] [--group 8] [--steps 3]
                                    [--split navmini] [--device cpu] [--cameras] [--refine] [--negatives 1]
-                                   [--recovery 0.25] [--threads 2]
+                                   [--recovery 0.25] [--threads 2] [--preset tiny|small|qwen2_5_vl_3b]
 
 Prints markdown rows (what, device, batch, figure, unit): mean seconds per step of each phase over
---steps steps after one warm-up step (the warm-up also builds the scene caches). Random start weights
-(no SFT), built-in split scenes, no evaluation; CUDA is synchronised before each clock read.
+--steps steps after one warm-up step (the warm-up also builds the scene caches), and the harness share:
+(env + simulation/scoring) / total, the part of a step that is roadloop rather than the policy. Random
+start weights (no SFT), built-in split scenes, no evaluation; CUDA is synchronised before each clock read.
+`--preset qwen2_5_vl_3b` builds the 3B-shaped backbone (random weights, ~12 GB in float32: a GPU figure).
 """
 
 from __future__ import annotations
@@ -44,10 +46,11 @@ def main() -> None:
     parser.add_argument("--negatives", type=int, default=0, help="negative slots per group")
     parser.add_argument("--recovery", type=float, default=0.0, help="recovery groups per env scene")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch CPU threads")
+    parser.add_argument("--preset", default="tiny", help="VLA backbone preset (agents.vla.config.Preset)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cameras = ("cam_l0", "cam_f0", "cam_r0") if args.cameras else ()
-    kwargs = {} if args.agent == "ego_mlp" else {"cameras": cameras}
+    kwargs = {} if args.agent == "ego_mlp" else {"cameras": cameras, "preset": args.preset}
     with tempfile.TemporaryDirectory() as folder:
         init = Path(folder) / "init.pt"
         make_agent(args.agent, **kwargs).save(init)
@@ -65,7 +68,8 @@ def main() -> None:
     label = f"{device.type}" + (f" ({args.threads} threads)" if device.type == "cpu" else "")
     extras = [name for name, on in (("refine", args.refine), (f"neg {args.negatives}", args.negatives),
                                     (f"rec {args.recovery}", args.recovery)) if on]
-    what = f"GRPO step {args.agent}{' cams' if args.cameras else ''} G={args.group}" + (f" ({', '.join(extras)})" if extras else "")
+    preset = "" if args.agent == "ego_mlp" else f" {args.preset}"
+    what = f"GRPO step {args.agent}{preset}{' cams' if args.cameras else ''} G={args.group}" + (f" ({', '.join(extras)})" if extras else "")
     print("| what | device | batch | figure | unit |")
     print("|---|---|---|---|---|")
     for phase in PHASES:
@@ -73,6 +77,9 @@ def main() -> None:
         print(f"| {what}: {phase} | {label} | {args.batch} | {seconds:.3f} | s/step |")
     total = float(np.mean([sum(row[f"charts/time_{p}"] for p in PHASES) for row in timed]))
     print(f"| {what}: total | {label} | {args.batch} | {total:.3f} | s/step |")
+    harness = float(np.mean([(row["charts/time_env"] + row["charts/time_scoring"]) / sum(row[f"charts/time_{p}"] for p in PHASES)
+                             for row in timed]))
+    print(f"| {what}: harness share (env + scoring) | {label} | {args.batch} | {100 * harness:.1f} | % of the step |")
 
 
 if __name__ == "__main__":

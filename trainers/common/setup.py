@@ -177,6 +177,17 @@ def from_hydra(cfg) -> Any:
     return OmegaConf.to_object(cfg)
 
 
+def eval_summary(result: dict) -> str | None:
+    """One line comparing a run's first and last evaluation (None without both), e.g.
+    `evaluation pdms (64 scenes): 55.1 at the start -> 71.0 after 200 steps`."""
+    first, last = result.get("first_eval"), result.get("last_eval")
+    if not first or not last:
+        return None
+    metric = "epdms" if "epdms" in last else "pdms"
+    return (f"evaluation {metric} ({int(last.get('num_scenes', 0))} scenes): {100 * first[metric]:.1f} at the start -> "
+            f"{100 * last[metric]:.1f} after {result.get('step')} steps")
+
+
 def hydra_main(config_name: str, schema: type, train: Callable[[Any], dict], shown: tuple[str, ...]) -> None:
     """`python -m trainers.<config_name> key=value ...`: compose `configs/<config_name>.yaml` over the
     schema, run `train`, print the `shown` entries of its result."""
@@ -188,5 +199,8 @@ def hydra_main(config_name: str, schema: type, train: Callable[[Any], dict], sho
     def run(cfg) -> None:
         result = train(from_hydra(cfg))
         print({k: v for k, v in result.items() if k in shown})
+        summary = eval_summary(result)
+        if summary:
+            print(summary)
 
     run()

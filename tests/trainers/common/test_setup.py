@@ -17,7 +17,7 @@ from envs.navsim_obs import ObservationConfig
 from trainers.common import setup
 from trainers.common.checkpoint import checkpoint_path, rng_state, save_atomic
 from trainers.common.setup import (
-    AgentSpec, Resume, RunConfig, config_to_dict, make_train_vec, resolve_device, resume_latest, sft_start, start_run,
+    AgentSpec, Resume, RunConfig, config_to_dict, eval_summary, make_train_vec, resolve_device, resume_latest, sft_start, start_run,
     trainable_agent,
 )
 
@@ -153,3 +153,11 @@ def test_check_ranges_names_the_field(kwargs, match):
         check_ranges(_Knobs(**kwargs), **bounds)
     with pytest.raises(RuntimeError):
         check_ranges(_Knobs(), device="cuda:x")
+
+
+def test_eval_summary_compares_first_and_last_evaluation():
+    result = {"step": 200, "first_eval": {"pdms": 0.551, "num_scenes": 64.0}, "last_eval": {"pdms": 0.7101, "num_scenes": 64.0}}
+    assert eval_summary(result) == "evaluation pdms (64 scenes): 55.1 at the start -> 71.0 after 200 steps"
+    two_stage = {"step": 3, "first_eval": {"epdms": 0.25, "pdms": 0.9}, "last_eval": {"epdms": 0.5, "pdms": 0.1, "num_scenes": 8}}
+    assert eval_summary(two_stage) == "evaluation epdms (8 scenes): 25.0 at the start -> 50.0 after 3 steps"
+    assert eval_summary({"step": 1, "first_eval": None, "last_eval": None}) is None
