@@ -36,6 +36,8 @@ def _parse_args(argv):
     parser.add_argument("--data", default="builtin", choices=["builtin", "files", "openscene"])
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--max-scenes", type=int, default=None, help="first N scenes (or navhard groups)")
+    parser.add_argument("--families", nargs="+", default=None,
+                        help="only these scenario families (built-in: also long_tail, ordinary), e.g. --families long_tail")
     parser.add_argument("--metric", default="pdms", choices=["pdms", "epdms"])
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
@@ -62,7 +64,8 @@ def evaluate(args) -> dict:
     agent = _agent(args)
     obs = ObservationConfig(cameras=tuple(c for c in ObservationConfig().cameras if c in agent.inputs),
                             privileged="privileged" in agent.inputs, bev="bev" in agent.inputs)
-    env_config = NavsimConfig(split=args.split, data=args.data, data_root=args.data_root, obs=obs, device=args.device)
+    env_config = NavsimConfig(split=args.split, data=args.data, data_root=args.data_root, obs=obs, device=args.device,
+                              families=args.families)
     if args.split == "navhard" and args.data == "builtin":
         from tools.two_stage import evaluate_two_stage
 

@@ -57,7 +57,7 @@ def evaluate_two_stage(agent, env_config, max_groups: int | None = None, batch_s
     """navhard EPDMS of `agent` with stage-one / stage-two summaries and per-sub-score stage means."""
     from scenarios.splits import load_navhard
 
-    groups = load_navhard(cache_dir=env_config.data_root, max_groups=max_groups)
+    groups = load_navhard(cache_dir=env_config.data_root, max_groups=max_groups, families=env_config.families)
     obs_config = agent_obs_config(agent.inputs, env_config.obs)
     S = max(len(g.syn_now) for g in groups)
     with torch.random.fork_rng(), torch.no_grad():
