@@ -2,12 +2,13 @@
 simulation + scoring (tracking, every sub-metric, diagnoses, PDM-Closed labels) and update (log-probs,
 backward, optimizer), from `trainers.grpo.train`'s own per-step clocks.
 
-    python benchmarks/grpo_step.py [--agent ego_mlp|vla_token|vla_flow] [--batch 8] [--group 8] [--steps 3]
+    python benchmarks/grpo_step.py [--agent ego_mlp|vla_token|vla_flow] [--batch 8] [--group 8] [--steps 3] [--warmup 24]
                                    [--split navmini] [--device cpu] [--cameras] [--refine] [--negatives 1]
                                    [--recovery 0.25] [--threads 2] [--preset tiny|small|qwen2_5_vl_3b]
 
 Prints markdown rows (what, device, batch, figure, unit): mean seconds per step of each phase over
---steps steps after one warm-up step (the warm-up also builds the scene caches), and the harness share:
+--steps steps after --warmup steps (which fill the env's per-scene caches: 24 steps of 8 draw ~95 % of navmini's
+64 scenes, as a long run's steps do once it has seen its scenes; --warmup 1 times cold steps), and the harness share:
 (env + simulation/scoring) / total, the part of a step that is roadloop rather than the policy. Random
 start weights (no SFT), built-in split scenes, no evaluation; CUDA is synchronised before each clock read.
 `--preset qwen2_5_vl_3b` builds the 3B-shaped backbone (random weights, ~12 GB in float32: a GPU figure).
@@ -38,7 +39,8 @@ def main() -> None:
     parser.add_argument("--agent", default="vla_token", choices=("ego_mlp", "vla_token", "vla_flow"))
     parser.add_argument("--batch", type=int, default=8, help="B scenes per step")
     parser.add_argument("--group", type=int, default=8, help="G samples per scene")
-    parser.add_argument("--steps", type=int, default=3, help="timed steps (after one warm-up step)")
+    parser.add_argument("--steps", type=int, default=3, help="timed steps (after the warm-up steps)")
+    parser.add_argument("--warmup", type=int, default=24, help="untimed steps first (at least 1)")
     parser.add_argument("--split", default="navmini")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--cameras", action="store_true", help="VLA: read the 3 front cameras (default: text only)")
@@ -59,11 +61,12 @@ def main() -> None:
             run=RunConfig(dir=str(Path(folder) / "run")), device=args.device, init_checkpoint=str(init),
             train_split=args.split, max_train_scenes=None, batch_size=args.batch, group_size=args.group,
             refine=RefineConfig(enabled=args.refine), negatives=NegativeConfig(per_group=args.negatives),
-            recovery=RecoveryConfig(rate=args.recovery), steps=args.steps + 1, eval_every=0, image_every=0,
-            ckpt_every=args.steps + 1, progress=False)
+            recovery=RecoveryConfig(rate=args.recovery), steps=max(1, args.warmup) + args.steps, eval_every=0,
+            image_every=0, ckpt_every=max(1, args.warmup) + args.steps, progress=False)
         train(cfg)
         scalars = read_scalars(cfg.run.dir)
-    timed = [scalars[step] for step in range(2, args.steps + 2)]
+    first = max(1, args.warmup) + 1
+    timed = [scalars[step] for step in range(first, first + args.steps)]
     device = torch.device(args.device)
     label = f"{device.type}" + (f" ({args.threads} threads)" if device.type == "cpu" else "")
     extras = [name for name, on in (("refine", args.refine), (f"neg {args.negatives}", args.negatives),
