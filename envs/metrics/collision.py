@@ -46,17 +46,21 @@ def relative_angle(pose: Tensor, point: Tensor) -> Tensor:
 
 
 def near_pairs(ego_center: Tensor, ego_radius: float, obj_center: Tensor, obj_radius: Tensor, candidate: Tensor,
-               ego_valid: Tensor | None = None) -> Tensor:
+               ego_valid: Tensor | None = None, obj_steps: Tensor | None = None) -> Tensor:
     """Rows (K, 4) int64 (b, p, s, a), ordered, of ego and object circles that meet (within 1 um).
 
     ego_center (B, P, S, 2) [m] with one radius [m] for every ego box; obj_center (B, S, A, 2) and
     obj_radius (B, S, A) [m] at the same step index s (see `bounding_circles`); candidate (B, P, S, A)
     bool (broadcastable) and, if given, ego_valid (B, P, S) bool limit the search (object present, ego
-    moving...). Objects far from every candidate ego centre of their scene and step are dropped first,
-    so the proposals are only compared with the few objects near them.
+    moving...). `obj_steps` (S,) long: the objects' step of each ego step s instead (obj_center,
+    obj_radius and candidate then have the objects' steps), read without copying those windows. Objects
+    far from every candidate ego centre of their scene and step are dropped first, so the proposals are
+    only compared with the few objects near them.
     """
     num_scenes, num_proposals, num_steps = ego_center.shape[:3]
-    num_agents = obj_center.shape[2]
+    num_obj_steps, num_agents = obj_center.shape[1:3]
+    if obj_steps is not None:
+        candidate = candidate.index_select(2, obj_steps)
     candidate = candidate.expand(num_scenes, -1, num_steps, num_agents)
 
     # objects near the bounding box of the (valid) ego centres of their scene and step: the distance to
@@ -71,9 +75,10 @@ def near_pairs(ego_center: Tensor, ego_radius: float, obj_center: Tensor, obj_ra
     # row-major order of the full grid; gathers by flat index (index_select), far cheaper than
     # multi-tensor advanced indexing at these sizes
     b, s, a = torch.nonzero(some_candidate).unbind(dim=-1)
-    slot = (b * num_steps + s) * num_agents + a
-    center = obj_center.reshape(-1, 2).index_select(0, slot) if obj_center.is_contiguous() else obj_center[b, s, a]
-    radius = obj_radius.reshape(-1).index_select(0, slot) if obj_radius.is_contiguous() else obj_radius[b, s, a]
+    obj_s = s if obj_steps is None else obj_steps[s]
+    slot = (b * num_obj_steps + obj_s) * num_agents + a
+    center = obj_center.reshape(-1, 2).index_select(0, slot) if obj_center.is_contiguous() else obj_center[b, obj_s, a]
+    radius = obj_radius.reshape(-1).index_select(0, slot) if obj_radius.is_contiguous() else obj_radius[b, obj_s, a]
     near_reach = ego_radius + radius + _MARGIN
     step = b * num_steps + s
     gap = torch.maximum((low.reshape(-1, 2).index_select(0, step) - center).clamp(min=0),

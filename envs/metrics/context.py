@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from envs.metrics.centerline_grid import CenterlineGrid
 from envs.sim.geometry import box_corners, boxes_intersect, polygon_intersects_boxes
 from envs.sim.polygon_index import IndexStore, PolygonIndex
 from envs.sim.ragged import cat_padded
@@ -120,6 +121,8 @@ class MapContext:
     """PDM centerline from the starting lane along the route (successor edges only) [m]."""
     centerline_valid: Tensor = field(metadata={"dims": "B P"})
     """bool; valid vertices are a prefix."""
+    centerline_grid: CenterlineGrid | None = None
+    """The centerline's segments by cell, for lane keeping (made there when None)."""
 
     @classmethod
     def cat(cls, parts: Sequence[MapContext]) -> MapContext:
@@ -134,6 +137,8 @@ class MapContext:
             intersections=PolygonIndex.cat([p.intersections for p in parts]),
             centerline=cat_padded([p.centerline for p in parts]),
             centerline_valid=cat_padded([p.centerline_valid for p in parts]),
+            centerline_grid=None if any(p.centerline_grid is None for p in parts)
+            else CenterlineGrid.cat([p.centerline_grid for p in parts]),
         )
 
 
@@ -142,11 +147,13 @@ class MapContext:
         the rest is copied)."""
         drivable, lanes, intersections = self.drivable.split(), self.lanes.split(), self.intersections.split()
         num_lanes, num_points = self.lanes.polygon_valid.sum(1).tolist(), self.centerline_valid.sum(1).tolist()
+        grids = self.centerline_grid.split() if self.centerline_grid is not None else [None] * len(num_lanes)
         return [MapContext(drivable=drivable[b], lanes=lanes[b],
                            lane_on_route=self.lane_on_route[b : b + 1, : num_lanes[b]].contiguous(),
                            intersections=intersections[b],
                            centerline=self.centerline[b : b + 1, : num_points[b]].contiguous(),
-                           centerline_valid=self.centerline_valid[b : b + 1, : num_points[b]].contiguous())
+                           centerline_valid=self.centerline_valid[b : b + 1, : num_points[b]].contiguous(),
+                           centerline_grid=grids[b])
                 for b in range(len(num_lanes))]
 
     def stored(self, cache: SceneCache) -> MapContext:
@@ -342,13 +349,15 @@ def build_map_context(scenes: list[Scene], routes: list[SceneRoute], device=None
     for b, route in enumerate(routes):
         centerline[b, : len(route.centerline)] = torch.as_tensor(route.centerline)
         centerline_valid[b, : len(route.centerline)] = True
+    centerline, centerline_valid = centerline.to(device), centerline_valid.to(device)
     return MapContext(
         drivable=PolygonIndex.build(drivable, device=device, align=align),
         lanes=lane_index,
         lane_on_route=lane_on_route.to(device),
         intersections=PolygonIndex.build(intersections, device=device, align=align),
-        centerline=centerline.to(device),
-        centerline_valid=centerline_valid.to(device),
+        centerline=centerline,
+        centerline_valid=centerline_valid,
+        centerline_grid=CenterlineGrid.build(centerline, centerline_valid),
     )
 
 

@@ -47,8 +47,12 @@ def ego_footprint(pose: Tensor, vehicle: VehicleParams) -> tuple[Tensor, Tensor]
     return corners, center
 
 
-def ego_areas(pose: Tensor, vehicle: VehicleParams, map_ctx: MapContext) -> EgoAreas:
-    """Map flags of every proposal step: pose (B, P, T, 3) rear axle [m, rad] -> EgoAreas of (B, P, T) bools."""
+def ego_areas(pose: Tensor, vehicle: VehicleParams, map_ctx: MapContext,
+              footprint: tuple[Tensor, Tensor] | None = None) -> EgoAreas:
+    """Map flags of every proposal step: pose (B, P, T, 3) rear axle [m, rad] -> EgoAreas of (B, P, T) bools.
+
+    `footprint`: `ego_footprint(pose, vehicle)` where the caller has it already (made here if None).
+    """
     if pose.ndim != 4 or pose.shape[-1] != 3:
         raise ValueError(f"pose.shape={tuple(pose.shape)}: expected (B, P, T, 3)")
     num_scenes, num_proposals, num_steps, _ = pose.shape
@@ -56,7 +60,10 @@ def ego_areas(pose: Tensor, vehicle: VehicleParams, map_ctx: MapContext) -> EgoA
         raise ValueError(
             f"map_ctx.lane_on_route.shape={tuple(map_ctx.lane_on_route.shape)}: batch differs from pose ({num_scenes})"
         )
-    corners, center = ego_footprint(pose, vehicle)
+    corners, center = footprint if footprint is not None else ego_footprint(pose, vehicle)
+    if corners.shape != (*pose.shape[:-1], 4, 2) or center.shape != (*pose.shape[:-1], 2):
+        raise ValueError(f"footprint shapes {tuple(corners.shape)}, {tuple(center.shape)}: expected the corners "
+                         f"(..., 4, 2) and centre (..., 2) of pose {tuple(pose.shape)}")
     steps_shape = (num_scenes, num_proposals, num_steps)
 
     # Polygon memberships come as bit sets over the polygon slots (`pack_slots` layout), so that the

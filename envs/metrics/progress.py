@@ -18,21 +18,34 @@ PROGRESS_DISTANCE_THRESHOLD = 5.0
 VERSIONS = ("v1", "v2")
 
 
-def raw_progress(center_xy: Tensor, centerline: Tensor, centerline_valid: Tensor) -> Tensor:
+def raw_progress(center_xy: Tensor, centerline: Tensor, centerline_valid: Tensor,
+                 start_arc: Tensor | None = None) -> Tensor:
     """Metres travelled along the centerline: clip(project(last) - project(first), >= 0).
 
     center_xy (B, P, T, 2) box-centre positions [m]; centerline (B, Pc, 2) with centerline_valid
     (B, Pc) bool (a prefix of >= 2 vertices) -> (B, P) [m]. Projection is shapely `project` (arc length
     of the closest point), so reversing and overshooting past the end give no extra progress.
+    `start_arc` (B,) [m]: project(first) where every proposal of a scene starts at the same point
+    (`start_arc`), which then is not projected again.
     """
     if not isinstance(center_xy, Tensor) or center_xy.ndim != 4 or center_xy.shape[-1] != 2:
         shape = tuple(center_xy.shape) if isinstance(center_xy, Tensor) else type(center_xy).__name__
         raise ValueError(f"center_xy.shape={shape!r}: expected (B, P, T, 2)")
     batch, num_plans = center_xy.shape[:2]
+    if start_arc is not None:
+        if tuple(start_arc.shape) != (batch,):
+            raise ValueError(f"start_arc.shape={tuple(start_arc.shape)!r}: expected ({batch},)")
+        end = polyline_project(center_xy[:, :, -1], centerline, centerline_valid)
+        return torch.clamp(end - start_arc[:, None], min=0.0)
     endpoints = torch.stack([center_xy[:, :, 0], center_xy[:, :, -1]], dim=2)  # (B, P, 2, 2)
     arc = polyline_project(endpoints.reshape(batch, num_plans * 2, 2), centerline, centerline_valid)
     arc = arc.reshape(batch, num_plans, 2)
     return torch.clamp(arc[..., 1] - arc[..., 0], min=0.0)
+
+
+def start_arc(center_xy: Tensor, centerline: Tensor, centerline_valid: Tensor) -> Tensor:
+    """project(first) of `raw_progress` for one start per scene: center_xy (B, 2) [m] -> (B,) [m]."""
+    return polyline_project(center_xy[:, None], centerline, centerline_valid)[:, 0]
 
 
 def normalized_progress(

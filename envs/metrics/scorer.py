@@ -34,7 +34,7 @@ from envs.metrics.ego_areas import ego_areas, ego_footprint
 from envs.metrics.epdms import apply_human_filter, epdm_score
 from envs.metrics.lane_keeping import lane_keeping
 from envs.metrics.pdms import SubScores, pdm_score
-from envs.metrics.progress import normalized_progress, raw_progress
+from envs.metrics.progress import normalized_progress, raw_progress, start_arc
 from envs.metrics.result import MetricResult
 from envs.metrics.traffic_light import traffic_light_compliance
 from envs.metrics.ttc import time_to_collision
@@ -87,6 +87,9 @@ class PreparedScenes:
     fixed_scores: dict[str, Tensor] | None = None
     """Sub-metric values (B, K) of the fixed plans (`nc dac ddc tlc ttc lk c raw_progress`): they do not
     depend on the scored plans, so they are computed once here. None: computed on each `score_poses`."""
+    start_arc: Tensor | None = None
+    """(B,) [m] arc length along the centerline of the ego box centre at t = 0, where every plan starts
+    (`progress.start_arc`); None: projected with each batch of plans."""
 
     @property
     def batch_size(self) -> int:
@@ -114,6 +117,7 @@ class PreparedScenes:
         fixed_scores = None
         if all(p.fixed_scores is not None for p in parts):
             fixed_scores = {k: torch.cat([p.fixed_scores[k] for p in parts]) for k in parts[0].fixed_scores}
+        starts = None if any(p.start_arc is None for p in parts) else torch.cat([p.start_arc for p in parts])
         return cls(
             scenes=tuple(s for p in parts for s in p.scenes),
             routes=tuple(r for p in parts for r in p.routes),
@@ -125,6 +129,7 @@ class PreparedScenes:
             history=None if histories[0] is None else _cat_past(histories),
             config=parts[0].config,
             fixed_scores=fixed_scores,
+            start_arc=starts,
         )
 
 
@@ -228,6 +233,8 @@ def _prepare_parts(scenes: list[Scene], config: ScoringConfig, device: torch.dev
         origin=origin, fixed_states=fixed_states, history=None, config=config,
     )
     fixed_scores = _proposal_values(*_proposal_results(batch, fixed_states))
+    _, start_center = ego_footprint(initial.pose, scenes[0].vehicle)   # (B, 1, 2), as the plans' first centre
+    starts = start_arc(start_center[:, 0], map_ctx.centerline, map_ctx.centerline_valid)
     map_parts = map_ctx.split()
     observation_parts = observation.split([s.agents.num_agents for s in scenes])
     one = lambda value, b: value[b : b + 1].contiguous()   # its own memory, not a view of the batch's
@@ -237,7 +244,7 @@ def _prepare_parts(scenes: list[Scene], config: ScoringConfig, device: torch.dev
             initial=_map_states(initial, lambda v: one(v, b)), origin=one(origin, b),
             fixed_states=_map_states(fixed_states, lambda v: one(v, b)),
             history=_past_states(scene, device) if is_v2 else None, config=config,
-            fixed_scores={k: one(v, b) for k, v in fixed_scores.items()},
+            fixed_scores={k: one(v, b) for k, v in fixed_scores.items()}, start_arc=one(starts, b),
         )
         for b, scene in enumerate(scenes)
     ]
@@ -294,7 +301,7 @@ def _proposal_results(prep: PreparedScenes, states: EgoStates) -> tuple[dict[str
     vehicle = prep.scenes[0].vehicle
     pose, speed = states.pose, states.speed
     corners, center = ego_footprint(pose, vehicle)
-    areas = ego_areas(pose, vehicle, prep.map_ctx)
+    areas = ego_areas(pose, vehicle, prep.map_ctx, footprint=(corners, center))
     obs = prep.observation
     results = {
         "nc": no_at_fault_collision(pose, speed, corners, areas, obs, vehicle),
@@ -304,7 +311,8 @@ def _proposal_results(prep: PreparedScenes, states: EgoStates) -> tuple[dict[str
         "ttc": time_to_collision(pose, speed, corners, areas, obs, vehicle, version),
         "lk": lane_keeping(center, areas, prep.map_ctx),
     }
-    progress = raw_progress(center, prep.map_ctx.centerline, prep.map_ctx.centerline_valid)
+    # every plan starts at the logged state (`initial`), whose projection `start_arc` is made once per scene
+    progress = raw_progress(center, prep.map_ctx.centerline, prep.map_ctx.centerline_valid, prep.start_arc)
     return results, comfort_v1(states), progress
 
 

@@ -28,11 +28,16 @@ def traffic_light_compliance(corners: Tensor, obs: Observation) -> MetricResult:
     num_lights = obs.red_light_polygons.shape[1]
     if num_lights == 0:
         return binary_result(torch.zeros(num_scenes, num_proposals, num_steps, dtype=torch.bool, device=corners.device))
-    touches = polygon_intersects_boxes(
-        corners.reshape(num_scenes, -1, 4, 2), obs.red_light_polygons, obs.red_light_vertex_valid
-    ).reshape(num_scenes, num_proposals, num_steps, num_lights)
     red = obs.red_light_active[:, None, :num_steps, :]  # (B, 1, T, R)
-    violation = touches & red
+    # only scenes with a red light can fail (few do): the others skip the geometry
+    scenes = red.flatten(1).any(-1).nonzero()[:, 0]
+    touches = torch.zeros(num_scenes, num_proposals * num_steps, num_lights, dtype=torch.bool, device=corners.device)
+    if scenes.numel():
+        touches[scenes] = polygon_intersects_boxes(
+            corners.reshape(num_scenes, -1, 4, 2)[scenes], obs.red_light_polygons[scenes],
+            obs.red_light_vertex_valid[scenes],
+        )
+    violation = touches.reshape(num_scenes, num_proposals, num_steps, num_lights) & red
     step = first_step(violation.any(dim=-1))
     at_step = violation.gather(2, step.clamp(min=0)[..., None, None].expand(-1, -1, 1, num_lights)).squeeze(2)
     light = torch.where(step >= 0, first_step(at_step), -1)

@@ -72,25 +72,25 @@ def time_to_collision(
     ego_center, _ = bounding_circles(corners)
     ego_radius = math.hypot(vehicle.length, vehicle.width) / 2
     obj_center, obj_radius = obs.circle_center, obs.circle_radius
-    found = []  # per offset: rows (b, p, t, a, k), ego boxes, object boxes
-    for k, offset in enumerate(PROJECTION_STEPS):
-        count = min(num_checked, obs.num_steps - offset)
-        if count <= 0:
-            continue
-        shift = velocity[:, :, :count] * shifts[k]
-        window = slice(offset, offset + count)
-        rows = near_pairs(ego_center[:, :, :count] + shift, ego_radius, obj_center[:, window], obj_radius[:, window],
-                          obs.valid[:, None, window], ego_valid=moving[:, :, :count])
-        b, p, t, a = rows.unbind(dim=-1)
-        ego_boxes = corners[b, p, t] + shift[b, p, t, None, :]
-        rows = torch.cat([rows, torch.full_like(rows[:, :1], k)], dim=-1)
-        found.append((rows, ego_boxes, obs.corners[b, t + offset, a]))
-    if not found:  # v2 with T <= 9: NAVSIM's loop is empty
+    # one near-pair search over every offset: the step slots of offset k's window follow those of offset k-1
+    counts = [min(num_checked, obs.num_steps - offset) for offset in PROJECTION_STEPS]
+    used = [k for k, count in enumerate(counts) if count > 0]
+    if not used:  # v2 with T <= 9: NAVSIM's loop is empty
         nothing = torch.zeros((0, 4), dtype=torch.int64, device=pose.device)
         return blame_result(nothing, nothing[:, 0].to(torch.float64), num_scenes, num_proposals, num_agents)
-    rows, ego_boxes, obj_boxes = (torch.cat(parts) for parts in zip(*found))
+    shift = torch.cat([velocity[:, :, :counts[k]] * shifts[k] for k in used], dim=2)          # (B, P, S, 2)
+    ego_slots = torch.cat([ego_center[:, :, :counts[k]] for k in used], dim=2) + shift
+    slot_k = torch.cat([torch.full((counts[k],), k, device=pose.device) for k in used])       # (S,)
+    slot_t = torch.cat([torch.arange(counts[k], device=pose.device) for k in used])
+    rows = near_pairs(ego_slots, ego_radius, obj_center, obj_radius, obs.valid[:, None],
+                      ego_valid=torch.cat([moving[:, :, :counts[k]] for k in used], dim=2),
+                      obj_steps=slot_t + offsets[slot_k])
+    b, p, s, a = rows.unbind(dim=-1)
+    k, t = slot_k[s], slot_t[s]
+    ego_boxes = corners[b, p, t] + shift[b, p, s, None, :]
+    obj_boxes = obs.corners[b, t + offsets[k], a]
+    rows = torch.stack([b, p, t, a, k], dim=-1)
 
-    b, p, t, a, k = rows.unbind(dim=-1)
     order = t * len(PROJECTION_STEPS) + k  # t outer, offset inner, as NAVSIM iterates
     key = (b * num_proposals + p) * num_agents + a
     first = first_contacts(order, key, num_scenes * num_proposals * num_agents, ego_boxes, obj_boxes)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -126,7 +127,9 @@ def _rollout(initial: EgoStates, targets: _TrackingTargets, vehicle: VehiclePara
     Each step is `_tracker_commands` and then `dynamics.bicycle_step`, done here on the bare per-plan
     columns (n,) rather than on an EgoStates per step: the same floating-point operations in the same
     order on tensors of the same layout (the heading stays a column of an (n, 3) pose, so cos / sin take
-    the same kernel path), hence bit-identical states, with fewer tensor ops and no per-step EgoStates.
+    the same kernel path), hence bit-identical states, with fewer tensor ops and no per-step EgoStates. The
+    step's targets are split once (`_TrackingTargets.rows`), the lookahead sums go to a `_Workspace`, and
+    tan(steer) is shared by a step's yaw rate and the next step's heading update.
     """
     dt = params.simulation_dt
     accel_lag = dt / (dt + vehicle.accel_time_constant)
@@ -135,9 +138,12 @@ def _rollout(initial: EgoStates, targets: _TrackingTargets, vehicle: VehiclePara
     vx, accel = initial.velocity[:, 0, 0], initial.acceleration[:, 0, 0]
     steer, yaw_rate = initial.steering_angle[:, 0], initial.yaw_rate[:, 0]
     poses, speeds, accels, steers, rates, yaw_rates, yaw_accels = [], [], [], [], [], [], []
+    rows = targets.rows()
+    work = _Workspace(pose.shape[0], params.tracking_horizon, pose.dtype, pose.device)
+    tan_steer = torch.tan(steer)
     for k in range(num_poses - 1):
         x, y, heading = pose.unbind(-1)
-        accel_cmd, steering_rate_cmd = _tracker_commands(k, x, y, heading, vx, steer, targets, vehicle, params)
+        accel_cmd, steering_rate_cmd = _tracker_commands(k, x, y, heading, vx, steer, rows[k], vehicle, params, work)
         # --- `bicycle_step`: actuator lags, then forward Euler with the OLD speed and steering angle ---
         ideal_steer = dt * steering_rate_cmd + steer
         accel = accel_lag * (accel_cmd - accel) + accel
@@ -145,10 +151,11 @@ def _rollout(initial: EgoStates, targets: _TrackingTargets, vehicle: VehiclePara
         steer_rate = (lagged_steer - steer) / dt
         new_x = x + vx * torch.cos(heading) * dt
         new_y = y + vx * torch.sin(heading) * dt
-        new_heading = principal_angle(heading + vx * torch.tan(steer) / vehicle.wheel_base * dt)
+        new_heading = principal_angle(heading + vx * tan_steer / vehicle.wheel_base * dt)
         vx = vx + accel * dt
         steer = torch.clamp(steer + steer_rate * dt, -vehicle.max_steering_angle, vehicle.max_steering_angle)
-        new_yaw_rate = vx * torch.tan(steer) / vehicle.wheel_base
+        tan_steer = torch.tan(steer)   # also the next step's (same tensor, same kernel: same bits)
+        new_yaw_rate = vx * tan_steer / vehicle.wheel_base
         yaw_accels.append((new_yaw_rate - yaw_rate) / dt)
         yaw_rate = new_yaw_rate
         pose = torch.stack([new_x, new_y, new_heading], dim=-1)
@@ -297,6 +304,19 @@ def _integrate(initial: Tensor, derivatives: Tensor, dt: float) -> Tensor:
     return initial[..., None] + torch.nn.functional.pad(steps, (1, 0))
 
 
+class _StepTargets(NamedTuple):
+    """The rows (n,) of `_TrackingTargets` that step k reads."""
+
+    x: Tensor
+    y: Tensor
+    heading: Tensor
+    minus_sin: Tensor
+    cos: Tensor
+    speed: Tensor
+    slow: Tensor
+    minus_curvature: Tensor   # (n, H)
+
+
 @dataclass(frozen=True)
 class _TrackingTargets:
     """What the tracker reads at each step k, gathered once, step-major so that a step is one contiguous row."""
@@ -323,6 +343,45 @@ class _TrackingTargets:
         return cls(x, y, heading, -torch.sin(heading), torch.cos(heading), speed, speed <= params.stopping_velocity,
                    -curvature_profile[:, window].permute(1, 0, 2).contiguous())
 
+    def rows(self) -> list[_StepTargets]:
+        """The targets of every step k < N-1, split once (a few ops instead of eight per step)."""
+        steps = self.speed.shape[0]
+        columns = [value.unbind(0) for value in (self.x, self.y, self.heading, self.minus_sin, self.cos,
+                                                  self.speed, self.slow, self.minus_curvature)]
+        return [_StepTargets(*(column[k] for column in columns)) for k in range(steps)]
+
+
+class _Workspace:
+    """Scratch tensors of the tracker's lookahead sums, written in place (`out=`) at every step of a rollout.
+
+    A running sum x_0, x_0 + x_1, ... is taken as the cumsum of (0, x_0, x_1, ...): column 0 is then the sum
+    before step 0 and column j + 1 the sum up to step j, so one cumsum gives the sums before each step and the
+    total, with the same additions in the same order (0 + x is x, up to the sign of a zero). Buffers and their
+    views are made once, so a step only computes. Views read from it are overwritten by the next step.
+    """
+
+    def __init__(self, n: int, horizon: int, dtype: torch.dtype, device: torch.device):
+        def zeros(*shape):
+            return torch.zeros(*shape, dtype=dtype, device=device)
+
+        self.increments = zeros(n, horizon)       # 0, then the lqr speed increment a·dt over the lookahead
+        self.speed_steps = torch.empty_like(self.increments)
+        self.speeds = torch.empty_like(self.increments)
+        self.terms = zeros(3, n, horizon + 1)     # 0, then b_j, a_j, c_j of `_lateral_lqr`
+        self.sums = torch.empty_like(self.terms)
+        self.products = zeros(3, n, horizon + 1)  # 0, then a_j·r_before_j, b_j·B2_before_j, a_j·g1_before_j
+        self.product_sums = torch.empty_like(self.products)
+        self.last = zeros(n, horizon + 1)         # 0, then a_j·B1_before_j
+        self.last_sums = torch.empty_like(self.last)
+        self.increment_tail = self.increments[:, 1:]
+        self.b, self.a, self.c = self.terms[:, :, 1:].unbind(0)
+        self.before = self.sums[:, :, :horizon].unbind(0)          # r_before, -, g1_before
+        self.totals = self.sums[:, :, horizon].unbind(0)           # r, p, g1
+        self.product_terms = self.products[:, :, 1:].unbind(0)
+        self.b1_before = self.product_sums[1, :, :horizon]
+        self.product_totals = self.product_sums[:, :, horizon].unbind(0)  # q, b1, g0
+        self.last_terms, self.last_total = self.last[:, 1:], self.last_sums[:, horizon]
+
 
 def _tracker_commands(
     k: int,
@@ -331,26 +390,29 @@ def _tracker_commands(
     heading: Tensor,
     speed: Tensor,
     steer: Tensor,
-    targets: _TrackingTargets,
+    target: _StepTargets,
     vehicle: VehicleParams,
     params: LQRParams,
+    work: _Workspace | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Acceleration [m/s²] and steering-rate [rad/s] commands (n,) at step k (`track_trajectory`).
 
     x, y [m], heading [rad], speed = vx [m/s] (NAVSIM tracks vx, not hypot(vx, vy)), steer [rad]: (n,)
-    ego state at step k.
+    ego state at step k; `target`: `_TrackingTargets.rows()[k]`; `work`: the rollout's scratch (made here
+    if None).
     """
     horizon, dt = params.tracking_horizon, params.dt
+    work = work if work is not None else _Workspace(x.shape[0], horizon, x.dtype, x.device)
 
     # --- errors relative to reference pose k, in the reference's Frenet frame ---
-    x_error, y_error = x - targets.x[k], y - targets.y[k]
-    lateral_error = x_error * targets.minus_sin[k] + y_error * targets.cos[k]
-    heading_error = normalize_angle(heading - targets.heading[k])
+    x_error, y_error = x - target.x, y - target.y
+    lateral_error = x_error * target.minus_sin + y_error * target.cos
+    heading_error = normalize_angle(heading - target.heading)
 
     # --- stopping P controller (replaces both LQRs when ego and reference are slow; the reference
     # speed is the profile at the lookahead) ---
-    is_stopping = targets.slow[k] & (speed <= params.stopping_velocity)
-    speed_error = speed - targets.speed[k]
+    is_stopping = target.slow & (speed <= params.stopping_velocity)
+    speed_error = speed - target.speed
     stopping_accel = -params.stopping_proportional_gain * speed_error
 
     # --- longitudinal LQR: v_N = v_0 + (N·dt)·a, one step, target v_ref ---
@@ -359,12 +421,15 @@ def _tracker_commands(
     lqr_accel = inverse * gain_b * params.q_longitudinal * speed_error
     accel = torch.where(is_stopping, stopping_accel, lqr_accel)
 
-    # --- lateral LQR over the lookahead (curvature padded with its end), linearised about speeds v + a·dt·j ---
-    speeds = _integrate(speed, lqr_accel[..., None].expand(*lqr_accel.shape, horizon), dt)[..., :horizon]
+    # --- lateral LQR over the lookahead (curvature padded with its end), linearised about speeds
+    # v + (a·dt + ... + a·dt) (j terms at step j; `_integrate`) ---
+    torch.mul(lqr_accel[:, None].expand(work.increment_tail.shape), dt, out=work.increment_tail)
+    torch.cumsum(work.increments, dim=-1, out=work.speed_steps)
+    torch.add(speed[:, None], work.speed_steps, out=work.speeds)
     # the steering angle is clamped to +-max_steering_angle after step 0: in range, wrapping leaves it as is
     in_range = k > 0 and vehicle.max_steering_angle <= math.pi
-    steering_rate = _lateral_lqr(lateral_error, heading_error, steer, speeds, targets.minus_curvature[k], vehicle,
-                                 params, steer_in_range=in_range)
+    steering_rate = _lateral_lqr(lateral_error, heading_error, steer, work.speeds, target.minus_curvature, vehicle,
+                                 params, steer_in_range=in_range, work=work)
     return accel, torch.where(is_stopping, 0.0, steering_rate)
 
 
@@ -377,47 +442,58 @@ def _lateral_lqr(
     vehicle: VehicleParams,
     params: LQRParams,
     steer_in_range: bool = False,
+    work: _Workspace | None = None,
 ) -> Tensor:
-    """Steering rate (...,) from the one-step lateral LQR (`_lateral_lqr_controller`).
+    """Steering rate (n,) from the one-step lateral LQR (`_lateral_lqr_controller`).
 
-    `minus_curvature` is the negated curvature over the lookahead; `steer_in_range`: |steer| <= pi is
-    known, so wrapping it would change nothing and is skipped.
+    speeds, minus_curvature (n, H): linearisation speeds and negated curvature over the lookahead;
+    `steer_in_range`: |steer| <= pi is known, so wrapping it would change nothing and is skipped.
 
     The error state (e, psi, delta) evolves as x_{j+1} = M_j x_j + B_in·u + g_j with
     M_j = [[1, v_j·dt, 0], [0, 1, v_j·dt/L], [0, 0, 1]], B_in = (0, 0, dt), g_j = (0, -v_j·kappa_j·dt, 0).
     NAVSIM multiplies these 3x3 matrices over the horizon; with this sparsity every product entry is a
-    running sum, so the same sequence of floating-point additions is done here with cumsums
-    (speeds/curvature (..., H)).
+    running sum, so the same sequence of floating-point additions is done here with cumsums.
     """
     dt = params.dt
-    a = speeds * dt  # M_j[0, 1]
-    b = a / vehicle.wheel_base  # M_j[1, 2]
-    c = speeds * minus_curvature * dt  # g_j[1] = -v_j·kappa_j·dt (negating a factor is exact)
-
-    def exclusive(running: Tensor) -> Tensor:
-        """Running sums (..., H) -> the sums before each step j (0 at j = 0)."""
-        return torch.nn.functional.pad(running[..., :-1], (1, 0))
-
+    work = work if work is not None else _Workspace(speeds.shape[0], speeds.shape[-1], speeds.dtype, speeds.device)
+    # a_j = M_j[0, 1], b_j = M_j[1, 2], c_j = g_j[1] = -v_j·kappa_j·dt (negating a factor is exact)
+    a, b, c = work.a, work.b, work.c
+    torch.mul(speeds, dt, out=a)
+    torch.div(a, vehicle.wheel_base, out=b)
+    torch.mul(speeds, minus_curvature, out=c)
+    torch.mul(c, dt, out=c)
     # Independent running sums share one cumsum (each row is still summed in order).
     # state matrix A = prod M_j = [[1, p, q], [0, 1, r], [0, 0, 1]]; affine term g: g1 += c_j, g0 += a_j·g1
     # (old value), g2 = 0; input matrix B: B2 += dt, B1 += b_j·B2, B0 += a_j·B1 (old values)
-    running_b, running_a, running_c = torch.cumsum(torch.stack([b, a, c]), dim=-1)
-    r_before, r, p = exclusive(running_b), running_b[..., -1], running_a[..., -1]
-    g1_before, g1 = exclusive(running_c), running_c[..., -1]
+    torch.cumsum(work.terms, dim=-1, out=work.sums)
+    r_before, _, g1_before = work.before
+    r, p, g1 = work.totals
     b2_before, b2 = _input_column(speeds.shape[-1], dt, speeds.dtype, speeds.device)
-    running_q, running_b1, running_g0 = torch.cumsum(torch.stack([a * r_before, b * b2_before, a * g1_before]), dim=-1)
-    q, b1_before, b1, g0 = running_q[..., -1], exclusive(running_b1), running_b1[..., -1], running_g0[..., -1]
-    b0 = torch.cumsum(a * b1_before, dim=-1)[..., -1]
+    q_terms, b1_terms, g0_terms = work.product_terms
+    torch.mul(a, r_before, out=q_terms)
+    torch.mul(b, b2_before, out=b1_terms)
+    torch.mul(a, g1_before, out=g0_terms)
+    torch.cumsum(work.products, dim=-1, out=work.product_sums)
+    q, b1, g0 = work.product_totals
+    torch.mul(a, work.b1_before, out=work.last_terms)
+    torch.cumsum(work.last, dim=-1, out=work.last_sums)
+    b0 = work.last_total
 
     # zero-input prediction x̂ = A x0 + g, angle entries wrapped
     pred_lateral = lateral_error + p * heading_error + q * steer + g0
     pred_heading = normalize_angle(heading_error + r * steer + g1)
-    pred_steer = steer if steer_in_range else normalize_angle(steer)
 
     q0, q1, q2 = params.q_lateral
     bq0, bq1, bq2 = b0 * q0, b1 * q1, b2 * q2
-    inverse = -1 / (bq0 * b0 + bq1 * b1 + bq2 * b2 + params.r_lateral)
-    tail = bq0 * pred_lateral + bq1 * pred_heading + bq2 * pred_steer
+    # the steering-angle terms are skipped when q2 = 0 (NAVSIM's default): adding a zero changes no sum
+    # but the sign of a zero one
+    denominator = bq0 * b0 + bq1 * b1
+    tail = bq0 * pred_lateral + bq1 * pred_heading
+    if bq2 != 0.0:
+        pred_steer = steer if steer_in_range else normalize_angle(steer)
+        denominator = denominator + bq2 * b2
+        tail = tail + bq2 * pred_steer
+    inverse = -1 / (denominator + params.r_lateral)
     return inverse * tail
 
 

@@ -279,3 +279,20 @@ def test_batched_first_contact_rule_equals_the_sequential_loop():
     assert seen == {"stopped_ego", "stopped_track", "rear", "front", "lateral"}
     assert {0.0, 0.5, 1.0} <= set(result.value.flatten().tolist())
     assert without_ignore_list != result.value.flatten().tolist()
+
+
+def test_near_pairs_read_the_objects_at_the_given_steps():
+    # one ego circle at the origin for two ego steps; an object 1 m away at object step 2 and 10 m away at
+    # steps 0, 1 and 3: ego step 0 reads object step 2 (near), ego step 1 reads object step 3 (far), and
+    # an absent object at step 2 is never near
+    obj_center = torch.tensor([[[[10.0, 0.0]], [[10.0, 0.0]], [[1.0, 0.0]], [[10.0, 0.0]]]], dtype=F64)  # (1, 4, 1, 2)
+    obj_radius = torch.ones(1, 4, 1, dtype=F64)
+    ego_center = torch.zeros(1, 1, 2, 2, dtype=F64)
+    present = torch.ones(1, 1, 4, 1, dtype=torch.bool)
+    steps = torch.tensor([2, 3])
+    rows = near_pairs(ego_center, 1.0, obj_center, obj_radius, present, obj_steps=steps)
+    assert rows.tolist() == [[0, 0, 0, 0]]
+    assert near_pairs(ego_center, 1.0, obj_center, obj_radius, present, obj_steps=torch.tensor([3, 2])).tolist() \
+        == [[0, 0, 1, 0]]
+    present[0, 0, 2, 0] = False
+    assert near_pairs(ego_center, 1.0, obj_center, obj_radius, present, obj_steps=steps).shape == (0, 4)

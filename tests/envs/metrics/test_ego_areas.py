@@ -139,3 +139,17 @@ def test_lane_flags_with_more_than_64_lane_slots(slots):
     assert flags["multiple_lanes"] == [False, True, True, False]
     assert flags["oncoming"] == [False, False, True, True]
     assert flags["non_drivable"] == [False] * 4
+
+
+def test_a_given_footprint_is_used_as_is():
+    pose = torch.tensor([[[[5.0, 1.75, 0.0], [20.0, 1.75, 0.0]]]], dtype=torch.float64)
+    map_ctx = build_map([two_lane_road()])
+    own = ego_areas(pose, PACIFICA, map_ctx)
+    given = ego_areas(pose, PACIFICA, map_ctx, footprint=ego_footprint(pose, PACIFICA))
+    assert all(torch.equal(getattr(own, f), getattr(given, f)) for f in own.__dataclass_fields__)
+    # a footprint far off the road (shifted 100 m) is what gets tested, not the pose's own box
+    corners, center = ego_footprint(pose, PACIFICA)
+    moved = ego_areas(pose, PACIFICA, map_ctx, footprint=(corners + 100.0, center + 100.0))
+    assert moved.non_drivable.all() and not own.non_drivable.any()
+    with pytest.raises(ValueError, match="footprint"):
+        ego_areas(pose, PACIFICA, map_ctx, footprint=(corners[..., :3, :], center))

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from envs.metrics.progress import normalized_progress, raw_progress
+from envs.metrics.progress import normalized_progress, raw_progress, start_arc
 
 
 def f64(values):
@@ -111,3 +111,17 @@ def test_normalises_over_the_last_dim_only():
 def test_rejects_bad_input(raw, mult, version, match):
     with pytest.raises(ValueError, match=match):
         normalized_progress(f64(raw), f64(mult), version)
+
+
+def test_raw_progress_from_a_given_start_arc():
+    # a straight 100 m centerline along x; both proposals start at x = 10 (arc 10), end at x = 30 and x = 5
+    line = torch.tensor([[[0.0, 0.0], [100.0, 0.0]]], dtype=torch.float64)
+    valid = torch.ones(1, 2, dtype=torch.bool)
+    xy = torch.zeros(1, 2, 3, 2, dtype=torch.float64)
+    xy[0, :, 0, 0] = 10.0
+    xy[0, 0, -1, 0], xy[0, 1, -1, 0] = 30.0, 5.0
+    arc = start_arc(xy[:, 0, 0], line, valid)
+    assert arc.tolist() == [10.0]
+    assert raw_progress(xy, line, valid, arc).tolist() == [[20.0, 0.0]] == raw_progress(xy, line, valid).tolist()
+    with pytest.raises(ValueError, match="start_arc"):
+        raw_progress(xy, line, valid, torch.zeros(2, dtype=torch.float64))

@@ -9,6 +9,7 @@ from envs.sim.dynamics import EgoStates, bicycle_step, initial_ego_state
 from envs.sim.lqr import (
     LQRParams,
     _difference_matrix,
+    _lateral_lqr,
     _tracker_commands,
     _TrackingTargets,
     fit_velocity_curvature_profiles,
@@ -90,12 +91,12 @@ def test_each_step_is_the_tracker_commands_through_the_bicycle_model():
     initial.steering_angle[2] = 4.0   # outside [-pi, pi]: the first step wraps it, later ones are clamped
     simulated = lqr_track(references, initial)
     params = LQRParams()
-    targets = _TrackingTargets.build(references, *fit_velocity_curvature_profiles(references, params), params)
+    targets = _TrackingTargets.build(references, *fit_velocity_curvature_profiles(references, params), params).rows()
     for k in range(40):
         state = simulated.index(k)
         x, y, heading = state.pose[:, 0].unbind(-1)
         accel, rate = _tracker_commands(k, x, y, heading, state.velocity[:, 0, 0], state.steering_angle[:, 0],
-                                        targets, PACIFICA, params)
+                                        targets[k], PACIFICA, params)
         expected = bicycle_step(state, accel[:, None], rate[:, None], PACIFICA, params.simulation_dt)
         for name, value in vars(simulated.index(k + 1)).items():
             assert torch.equal(value, getattr(expected, name)), (k, name)
@@ -229,3 +230,30 @@ def test_cuda_matches_cpu():
     assert on_cuda.device.type == "cuda" and on_cuda.dtype == F64
     # different LAPACK/cuSOLVER factorisations and kernels: equal to rounding, not bit for bit
     torch.testing.assert_close(on_cuda.cpu(), on_cpu, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("q_lateral", [(1.0, 10.0, 0.0), (1.0, 10.0, 0.5)])
+def test_lateral_lqr_equals_the_matrix_products(q_lateral):
+    # NAVSIM multiplies M_j = [[1, v dt, 0], [0, 1, v dt / L], [0, 0, 1]] over the lookahead, with input
+    # B = (0, 0, dt) and affine g_j = (0, -v_j kappa_j dt, 0); u = -(Bᵀ Q B + R)^-1 Bᵀ Q x̂, x̂ = A x0 + g with
+    # the heading and (at step 0) steering entries wrapped
+    params = LQRParams(q_lateral=q_lateral)
+    generator = torch.Generator().manual_seed(3)
+    n, horizon, dt, wheel_base = 5, params.tracking_horizon, params.dt, PACIFICA.wheel_base
+    speeds = 10 * torch.rand(n, horizon, generator=generator, dtype=F64)
+    curvature = 0.05 * torch.randn(n, horizon, generator=generator, dtype=F64)
+    lateral, heading = torch.randn(n, generator=generator, dtype=F64), torch.randn(n, generator=generator, dtype=F64)
+    steer = torch.tensor([0.1, -0.3, 4.0, 0.0, -3.5], dtype=F64)   # two outside [-pi, pi]: wrapped
+    rate = _lateral_lqr(lateral, heading, steer, speeds, -curvature, PACIFICA, params)
+    for i in range(n):
+        A, B, g = torch.eye(3, dtype=F64), torch.zeros(3, dtype=F64), torch.zeros(3, dtype=F64)
+        for j in range(horizon):
+            v = speeds[i, j].item()
+            M = torch.tensor([[1.0, v * dt, 0.0], [0.0, 1.0, v * dt / wheel_base], [0.0, 0.0, 1.0]], dtype=F64)
+            A, B = M @ A, M @ B + torch.tensor([0.0, 0.0, dt], dtype=F64)
+            g = M @ g + torch.tensor([0.0, -v * curvature[i, j].item() * dt, 0.0], dtype=F64)
+        x = A @ torch.stack([lateral[i], heading[i], steer[i]]) + g
+        x[1:] = torch.atan2(torch.sin(x[1:]), torch.cos(x[1:]))
+        Q = torch.diag(torch.tensor(q_lateral, dtype=F64))
+        expected = -(B @ Q @ x) / (B @ Q @ B + params.r_lateral)
+        torch.testing.assert_close(rate[i], expected, rtol=1e-10, atol=1e-12)
