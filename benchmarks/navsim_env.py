@@ -1,7 +1,7 @@
 """NAVSIM env throughput: scene-steps per second, single and batched, with and without cameras.
 
     python benchmarks/navsim_env.py [--split navmini] [--batch 64] [--threads 1] [--device cpu]
-                                    [--steps 5] [--repeats 5] [--clock wall|cpu] [--cold] [--processes N]
+                                    [--steps 5] [--repeats 5] [--clock wall|cpu] [--cold] [--processes N] [--warm-steps 20]
 
 Prints markdown rows (what, device, batch, figure, unit). A scene-step is one plan scored in one
 scene (one reset + one step of Navsim-v1). Warm-up (excluded) steps until every scene of the split
@@ -10,16 +10,14 @@ is the best of `--repeats` runs of `--steps` steps (`--clock cpu`: this process'
 machine shared with other jobs). The last column also counts the work per step of the timed runs:
 scene lookups (scoring inputs and observations) made afresh (0 once warm) and served from the env's
 caches. `--cold` skips the warm-up and times the first steps of fresh envs (new scenes are prepared
-and rendered). `--processes N` (N > 1) instead runs N batched no-camera envs in N processes at once
-(one per core) and reports their combined wall-clock scene-steps/s: every process warms up, then all
-start together and run `--repeats` x `--steps` steps; the figure is all their scene-steps over the time
-from the first start to the last finish.
+and rendered). `--processes N` (N > 1) instead times one no-camera `NavsimProcessVectorEnv` of `--batch`
+rows split over N worker processes (one per core), wall clock, after `--warm-steps` steps that fill
+each worker's caches: it needs N free cores.
 """
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import time
 
 import gymnasium as gym
@@ -68,36 +66,30 @@ def _run(env, steps: int, clock) -> tuple[float, int, int, int]:
     return seconds, done, made, served
 
 
-def _process_worker(args: argparse.Namespace, barrier, results) -> None:
-    """One process of `--processes`: warm up its own batched env, wait for the others, step, report."""
-    torch.set_num_threads(args.threads)
-    env = gym.make_vec("roadloop/Navsim-v1", num_envs=args.batch, vectorization_mode="vector_entry_point",
-                       split=args.split, obs={"cameras": ()}, device=args.device)
-    _warm_up(env)
-    barrier.wait()
-    start = time.perf_counter()
-    done = sum(_run(env, args.steps, time.perf_counter)[1] for _ in range(args.repeats))
-    results.put((start, time.perf_counter(), done))
-
-
 def _run_processes(args: argparse.Namespace) -> None:
-    """`--processes N`: N batched envs stepped in N processes at once -> one combined row."""
-    context = multiprocessing.get_context("spawn")
-    barrier, results = context.Barrier(args.processes), context.Queue()
-    workers = [context.Process(target=_process_worker, args=(args, barrier, results))
-               for _ in range(args.processes)]
-    for worker in workers:
-        worker.start()
-    reports = [results.get() for _ in workers]
-    for worker in workers:
-        worker.join()
-    seconds = max(end for _, end, _ in reports) - min(start for start, _, _ in reports)
-    done = sum(count for _, _, count in reports)
+    """`--processes N`: one `NavsimProcessVectorEnv` of `--batch` rows split over N worker processes -> one row
+    (wall clock: the figure a user of that env gets from N free cores)."""
+    from envs.navsim_parallel import NavsimProcessVectorEnv
+
+    env = NavsimProcessVectorEnv(args.batch, processes=args.processes, threads=args.threads, split=args.split,
+                                 obs={"cameras": ()}, device=args.device)
+    try:
+        obs, _ = env.reset(seed=0)
+        for _ in range(args.warm_steps):      # every worker draws its scenes into its own caches
+            obs, *_ = env.step(_cruise(obs))
+        best = 0.0
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            for _ in range(args.steps):
+                obs, *_ = env.step(_cruise(obs))
+            best = max(best, args.steps * args.batch / (time.perf_counter() - start))
+    finally:
+        env.close()
     print("| what | device | batch | figure | unit |")
     print("|---|---|---|---|---|")
     print(f"| Navsim-v1 step, no cameras, {args.processes} processes | {args.device} ({args.threads} thr each) | "
-          f"{args.processes} x {args.batch} | {done / seconds:,.1f} | scene-steps/s (wall, all processes together; "
-          f"{args.repeats} x {args.steps} steps each) |")
+          f"{args.batch} ({' + '.join(map(str, env.sizes))}) | {best:,.1f} | scene-steps/s (wall, best of "
+          f"{args.repeats} x {args.steps} steps after {args.warm_steps} warm-up steps) |")
 
 
 def main() -> None:
@@ -111,7 +103,8 @@ def main() -> None:
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall")
     parser.add_argument("--cold", action="store_true", help="measure the first steps of fresh envs (no warm-up)")
     parser.add_argument("--processes", type=int, default=1,
-                        help="> 1: that many batched no-camera envs in as many processes, combined figure")
+                        help="> 1: NavsimProcessVectorEnv, --batch rows split over that many worker processes")
+    parser.add_argument("--warm-steps", type=int, default=20, help="--processes: untimed steps first")
     args = parser.parse_args()
     if args.processes < 1:
         raise ValueError(f"processes={args.processes}: must be >= 1")

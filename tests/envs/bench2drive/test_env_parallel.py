@@ -6,14 +6,15 @@ import numpy as np
 import pytest
 
 from envs.bench2drive.env import Bench2DriveVectorEnv
-from envs.bench2drive.env_parallel import Bench2DriveProcessVectorEnv, _concat
+from envs.bench2drive.env_parallel import Bench2DriveProcessVectorEnv
+from envs.process_vector import concat_rows
 
 
 def test_concat_fills_keys_missing_from_a_worker():
     first = {"tick": np.array([3, 4]), "record": np.array([None, {"a": 1}], dtype=object),
              "_record": np.array([False, True]), "terms": {"progress": np.array([0.5, 0.25])}}
     second = {"tick": np.array([7]), "terms": {"progress": np.array([1.0])}}
-    merged = _concat([first, second], [2, 1])
+    merged = concat_rows([first, second], [2, 1])
     assert merged["tick"].tolist() == [3, 4, 7]
     assert merged["record"].tolist() == [None, {"a": 1}, None] and merged["_record"].tolist() == [False, True, False]
     assert merged["terms"]["progress"].tolist() == [0.5, 0.25, 1.0]
