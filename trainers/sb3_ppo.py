@@ -7,8 +7,8 @@ for all envs); `--sync` uses SB3's own DummyVecEnv over single envs instead.
     python -m trainers.sb3_ppo --bev --timesteps 200000 --reward carl --num-envs 16
     python -m trainers.sb3_ppo --routes 0,1,2 --timesteps 4000 --out runs/ppo_small
 
-Saves `model.zip` (atomically) and `config.json` in the run folder and prints the mean return of the
-training episodes that finished. Needs the `sb3` extra (`pip install stable-baselines3 rich`).
+Saves `model.zip` (atomically) and `config.json` in the run folder, SB3's TensorBoard scalars in
+`{run folder}/ppo_1`, and prints the mean return of the training episodes that finished. Needs the `sb3` extra (`pip install stable-baselines3 rich`).
 """
 
 from __future__ import annotations
@@ -158,11 +158,12 @@ def train(cfg: SB3PPOConfig):
     episodes or nan, run folder)."""
     sb3 = _sb3()
     folder = _run_dir(cfg)
+    folder.mkdir(parents=True, exist_ok=True)
     venv = make_vec_env(cfg)
     model = sb3.PPO("MultiInputPolicy", venv, n_steps=cfg.n_steps, batch_size=cfg.batch_size, n_epochs=cfg.n_epochs,
-                    learning_rate=cfg.learning_rate, gamma=cfg.gamma, seed=cfg.seed, device=cfg.device, verbose=0)
-    model.learn(total_timesteps=cfg.timesteps, progress_bar=cfg.progress)
-    folder.mkdir(parents=True, exist_ok=True)
+                    learning_rate=cfg.learning_rate, gamma=cfg.gamma, seed=cfg.seed, device=cfg.device, verbose=0,
+                    tensorboard_log=str(folder))     # SB3's rollout/ and train/ scalars in {folder}/ppo_1
+    model.learn(total_timesteps=cfg.timesteps, progress_bar=cfg.progress, tb_log_name="ppo")
     temporary = folder / "model.tmp.zip"
     model.save(temporary)
     os.replace(temporary, folder / "model.zip")

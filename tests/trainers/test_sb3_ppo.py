@@ -69,6 +69,8 @@ def test_example_trains_saves_and_reloads(tmp_path):
                                out=str(tmp_path / "run"), progress=False)
     model, mean_return, folder = train(cfg)
     assert (folder / "model.zip").exists() and (folder / "config.json").exists()
+    events = list((folder / "ppo_1").glob("events.out.tfevents.*"))          # TensorBoard logs in the run folder
+    assert len(events) == 1 and events[0].stat().st_size > 0
     assert math.isnan(mean_return) or math.isfinite(mean_return)
     reloaded = PPO.load(folder / "model.zip", device="cpu")
     obs = {k: v[None] for k, v in gym.make("roadloop/Bench2Drive-v0", routes=(0,)).reset(seed=0)[0].items()}
