@@ -19,6 +19,12 @@ from trainers.sb3_ppo import SB3PPOConfig, parse_args, same_step_vec_env, train 
 ROUTES = (0, 1, 5)
 
 
+@pytest.fixture(autouse=True)
+def sb3_log_folder(tmp_path, monkeypatch):
+    """A PPO built without tensorboard_log makes a logger folder in $SB3_LOGDIR (else a new one in /tmp)."""
+    monkeypatch.setenv("SB3_LOGDIR", str(tmp_path / "sb3_logs"))
+
+
 def _check_trained(model, before, steps):
     after = list(model.policy.parameters())
     assert all(torch.isfinite(p).all() for p in after)
