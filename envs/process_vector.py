@@ -23,6 +23,13 @@ def load_object(path: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
+class WorkerError:
+    """An exception raised in a worker, sent back so that the caller raises it (a bad action names its field)."""
+
+    def __init__(self, error: Exception):
+        self.error = error
+
+
 def _worker(pipe, env_class: str, num_envs: int, threads: int, kwargs: dict) -> None:
     import torch
 
@@ -31,15 +38,19 @@ def _worker(pipe, env_class: str, num_envs: int, threads: int, kwargs: dict) -> 
     try:
         while True:
             command, payload = pipe.recv()
-            if command == "reset":
-                pipe.send(env.reset(seed=payload[0], options=payload[1]))
-            elif command == "step":
-                pipe.send(env.step(payload))
-            elif command == "call":     # a method of the env, or a "module:function" given the env first
-                target, args = payload
-                pipe.send(load_object(target)(env, *args) if ":" in target else getattr(env, target)(*args))
-            else:
+            if command == "close":
                 break
+            try:
+                if command == "reset":
+                    result = env.reset(seed=payload[0], options=payload[1])
+                elif command == "step":
+                    result = env.step(payload)
+                else:                   # "call": an env method, or a "module:function" given the env first
+                    target, args = payload
+                    result = load_object(target)(env, *args) if ":" in target else getattr(env, target)(*args)
+            except Exception as error:  # noqa: BLE001 (any error goes back to the caller)
+                result = WorkerError(error)
+            pipe.send(result)
     finally:
         env.close()
         pipe.close()
@@ -73,7 +84,9 @@ def _empty_like(value: Any, rows: int) -> Any:
 class ProcessVectorEnv(VectorEnv):
     """`num_envs` rows of the native vector env `env_class` ("module:Class", built as
     `Class(num_envs=rows, **kwargs)`) stepped as `processes` batches in worker processes with `threads` torch
-    threads each. Autoreset SAME_STEP and `_key`-masked infos, as the native envs."""
+    threads each. Autoreset SAME_STEP and `_key`-masked infos, as the native envs. An error in a worker (a
+    refused action) is raised here, naming the worker and its rows; the other workers' rows have stepped, so
+    reset before going on with multi-step episodes."""
 
     metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.SAME_STEP}
 
@@ -101,6 +114,19 @@ class ProcessVectorEnv(VectorEnv):
             self.pipes.append(parent)
             self.workers.append(worker)
 
+    def _receive(self) -> list[Any]:
+        """Every worker's answer, in order; the first worker error is raised here."""
+        results = [pipe.recv() for pipe in self.pipes]
+        for k, result in enumerate(results):
+            if isinstance(result, WorkerError):
+                message = f"worker {k} (rows {self.bounds[k]}..{self.bounds[k + 1] - 1}): {result.error}"
+                try:
+                    error = type(result.error)(message)
+                except Exception:     # noqa: BLE001 (an exception type with other constructor arguments)
+                    error = RuntimeError(message)
+                raise error from result.error
+        return results
+
     def rows(self, values: Any, k: int) -> Any:
         """Worker k's slice of a (num_envs, ...) array."""
         return values[self.bounds[k]:self.bounds[k + 1]]
@@ -110,7 +136,7 @@ class ProcessVectorEnv(VectorEnv):
         super().reset(seed=seed)
         for k, pipe in enumerate(self.pipes):
             pipe.send(("reset", (None if seed is None else seed + k, options[k])))
-        return concat_rows([pipe.recv() for pipe in self.pipes], self.sizes)
+        return concat_rows(self._receive(), self.sizes)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         return self.reset_parts(seed, [dict(options or {}) for _ in self.pipes])
@@ -119,13 +145,13 @@ class ProcessVectorEnv(VectorEnv):
         actions = np.asarray(actions)
         for k, pipe in enumerate(self.pipes):
             pipe.send(("step", self.rows(actions, k)))
-        return concat_rows([pipe.recv() for pipe in self.pipes], self.sizes)
+        return concat_rows(self._receive(), self.sizes)
 
     def call_parts(self, target: str, args_of_worker: list[tuple]) -> list[Any]:
         """Call `target` (an env method name, or "module:function" taking the env first) in every worker."""
         for pipe, args in zip(self.pipes, args_of_worker):
             pipe.send(("call", (target, args)))
-        return [pipe.recv() for pipe in self.pipes]
+        return self._receive()
 
     def close_extras(self, **kwargs):
         for pipe in self.pipes:

@@ -58,6 +58,11 @@ def test_process_rows_score_like_the_native_env(scene_dir):
         assert terminated.all() and not truncated.any() and next_obs["ego_status"].shape == (3, 4, 7)
         with pytest.raises(ValueError, match=r"plans.shape=\(2, 3, 8, 3\)"):
             parallel.score_group(group[:2])
+        bad = group[:, 1].copy()
+        bad[2, 3, 0] = np.nan                                   # row 2 lives in worker 1
+        with pytest.raises(ValueError, match=r"^worker 1 \(rows 2..2\): action"):
+            parallel.step(bad)
+        assert parallel.step(group[:, 1])[2].all()             # the workers carry on after a refused action
     finally:
         parallel.close()
         native.close()
