@@ -129,7 +129,8 @@ def _rollout(initial: EgoStates, targets: _TrackingTargets, vehicle: VehiclePara
     order on tensors of the same layout (the heading stays a column of an (n, 3) pose, so cos / sin take
     the same kernel path), hence bit-identical states, with fewer tensor ops and no per-step EgoStates. The
     step's targets are split once (`_TrackingTargets.rows`), the lookahead sums go to a `_Workspace`, and
-    tan(steer) is shared by a step's yaw rate and the next step's heading update.
+    tan(steer) and vx·tan(steer)/L are shared by a step's yaw rate and the next step's heading update; x and y
+    advance as one (n, 2) pair (elementwise products and sums round per element, whatever the layout).
     """
     dt = params.simulation_dt
     accel_lag = dt / (dt + vehicle.accel_time_constant)
@@ -141,24 +142,25 @@ def _rollout(initial: EgoStates, targets: _TrackingTargets, vehicle: VehiclePara
     rows = targets.rows()
     work = _Workspace(pose.shape[0], params.tracking_horizon, pose.dtype, pose.device)
     tan_steer = torch.tan(steer)
+    turn_rate = vx * tan_steer / vehicle.wheel_base   # of the old state; later the yaw rate of the step before
     for k in range(num_poses - 1):
-        x, y, heading = pose.unbind(-1)
-        accel_cmd, steering_rate_cmd = _tracker_commands(k, x, y, heading, vx, steer, rows[k], vehicle, params, work)
+        heading = pose[:, 2]
+        accel_cmd, steering_rate_cmd = _tracker_commands(k, pose, vx, steer, rows[k], vehicle, params, work)
         # --- `bicycle_step`: actuator lags, then forward Euler with the OLD speed and steering angle ---
         ideal_steer = dt * steering_rate_cmd + steer
         accel = accel_lag * (accel_cmd - accel) + accel
         lagged_steer = steer_lag * (ideal_steer - steer) + steer
         steer_rate = (lagged_steer - steer) / dt
-        new_x = x + vx * torch.cos(heading) * dt
-        new_y = y + vx * torch.sin(heading) * dt
-        new_heading = principal_angle(heading + vx * tan_steer / vehicle.wheel_base * dt)
+        # x and y advance together: the same products and sums per element as one coordinate at a time
+        new_xy = pose[:, :2] + vx[:, None] * torch.stack([torch.cos(heading), torch.sin(heading)], dim=-1) * dt
+        new_heading = principal_angle(heading + turn_rate * dt)
         vx = vx + accel * dt
         steer = torch.clamp(steer + steer_rate * dt, -vehicle.max_steering_angle, vehicle.max_steering_angle)
         tan_steer = torch.tan(steer)   # also the next step's (same tensor, same kernel: same bits)
         new_yaw_rate = vx * tan_steer / vehicle.wheel_base
         yaw_accels.append((new_yaw_rate - yaw_rate) / dt)
-        yaw_rate = new_yaw_rate
-        pose = torch.stack([new_x, new_y, new_heading], dim=-1)
+        yaw_rate = turn_rate = new_yaw_rate   # vx * tan(steer) / L of the next step's old state
+        pose = torch.cat([new_xy, new_heading[:, None]], dim=-1)
         poses.append(pose)
         speeds.append(vx)
         accels.append(accel)
@@ -307,11 +309,9 @@ def _integrate(initial: Tensor, derivatives: Tensor, dt: float) -> Tensor:
 class _StepTargets(NamedTuple):
     """The rows (n,) of `_TrackingTargets` that step k reads."""
 
-    x: Tensor
-    y: Tensor
+    xy: Tensor                # (n, 2)
     heading: Tensor
-    minus_sin: Tensor
-    cos: Tensor
+    frenet: Tensor            # (n, 2): -sin, cos of the heading
     speed: Tensor
     slow: Tensor
     minus_curvature: Tensor   # (n, H)
@@ -321,11 +321,9 @@ class _StepTargets(NamedTuple):
 class _TrackingTargets:
     """What the tracker reads at each step k, gathered once, step-major so that a step is one contiguous row."""
 
-    x: Tensor = field(metadata={"dims": "N n"})          # [m] reference pose
-    y: Tensor = field(metadata={"dims": "N n"})          # [m]
+    xy: Tensor = field(metadata={"dims": "N n 2"})       # [m] reference position
     heading: Tensor = field(metadata={"dims": "N n"})    # [rad]
-    minus_sin: Tensor = field(metadata={"dims": "N n"})  # -sin(heading) (negating a factor is exact)
-    cos: Tensor = field(metadata={"dims": "N n"})        # cos(heading)
+    frenet: Tensor = field(metadata={"dims": "N n 2"})   # -sin, cos of the heading (negating a factor is exact)
     speed: Tensor = field(metadata={"dims": "N-1 n"})    # [m/s] velocity profile at the lookahead min(k + H, last)
     slow: Tensor = field(metadata={"dims": "N-1 n"})     # bool: speed <= the stopping velocity
     minus_curvature: Tensor = field(metadata={"dims": "N-1 n H"})  # [1/m] -profile over the lookahead, padded
@@ -340,14 +338,15 @@ class _TrackingTargets:
         window = torch.clamp(steps[:, None] + torch.arange(horizon, device=reference.device), max=last)  # (N-1, H)
         x, y, heading = reference.permute(2, 1, 0).contiguous()
         speed = velocity_profile[:, lookahead].T.contiguous()
-        return cls(x, y, heading, -torch.sin(heading), torch.cos(heading), speed, speed <= params.stopping_velocity,
+        return cls(torch.stack([x, y], dim=-1), heading, torch.stack([-torch.sin(heading), torch.cos(heading)], dim=-1),
+                   speed, speed <= params.stopping_velocity,
                    -curvature_profile[:, window].permute(1, 0, 2).contiguous())
 
     def rows(self) -> list[_StepTargets]:
         """The targets of every step k < N-1, split once (a few ops instead of eight per step)."""
         steps = self.speed.shape[0]
-        columns = [value.unbind(0) for value in (self.x, self.y, self.heading, self.minus_sin, self.cos,
-                                                  self.speed, self.slow, self.minus_curvature)]
+        columns = [value.unbind(0) for value in (self.xy, self.heading, self.frenet, self.speed, self.slow,
+                                                  self.minus_curvature)]
         return [_StepTargets(*(column[k] for column in columns)) for k in range(steps)]
 
 
@@ -375,9 +374,9 @@ class _Workspace:
         self.last_sums = torch.empty_like(self.last)
         self.increment_tail = self.increments[:, 1:]
         self.b, self.a, self.c = self.terms[:, :, 1:].unbind(0)
-        self.before = self.sums[:, :, :horizon].unbind(0)          # r_before, -, g1_before
         self.totals = self.sums[:, :, horizon].unbind(0)           # r, p, g1
-        self.product_terms = self.products[:, :, 1:].unbind(0)
+        self.b1_terms = self.products[1, :, 1:]
+        self.r_g1_before, self.q_g0_terms = self.sums[::2, :, :horizon], self.products[::2, :, 1:]   # rows 0, 2
         self.b1_before = self.product_sums[1, :, :horizon]
         self.product_totals = self.product_sums[:, :, horizon].unbind(0)  # q, b1, g0
         self.last_terms, self.last_total = self.last[:, 1:], self.last_sums[:, horizon]
@@ -385,9 +384,7 @@ class _Workspace:
 
 def _tracker_commands(
     k: int,
-    x: Tensor,
-    y: Tensor,
-    heading: Tensor,
+    pose: Tensor,
     speed: Tensor,
     steer: Tensor,
     target: _StepTargets,
@@ -397,17 +394,18 @@ def _tracker_commands(
 ) -> tuple[Tensor, Tensor]:
     """Acceleration [m/s²] and steering-rate [rad/s] commands (n,) at step k (`track_trajectory`).
 
-    x, y [m], heading [rad], speed = vx [m/s] (NAVSIM tracks vx, not hypot(vx, vy)), steer [rad]: (n,)
+    pose (n, 3) x, y [m], heading [rad], speed = vx [m/s] (NAVSIM tracks vx, not hypot(vx, vy)), steer [rad]: (n,)
     ego state at step k; `target`: `_TrackingTargets.rows()[k]`; `work`: the rollout's scratch (made here
     if None).
     """
     horizon, dt = params.tracking_horizon, params.dt
-    work = work if work is not None else _Workspace(x.shape[0], horizon, x.dtype, x.device)
+    work = work if work is not None else _Workspace(pose.shape[0], horizon, pose.dtype, pose.device)
 
     # --- errors relative to reference pose k, in the reference's Frenet frame ---
-    x_error, y_error = x - target.x, y - target.y
-    lateral_error = x_error * target.minus_sin + y_error * target.cos
-    heading_error = normalize_angle(heading - target.heading)
+    # x and y together: (x - x_ref)·(-sin) + (y - y_ref)·cos with the same roundings as one at a time
+    terms = (pose[:, :2] - target.xy) * target.frenet
+    lateral_error = terms[:, 0] + terms[:, 1]
+    heading_error = normalize_angle(pose[:, 2] - target.heading)
 
     # --- stopping P controller (replaces both LQRs when ego and reference are slow; the reference
     # speed is the profile at the lookahead) ---
@@ -466,13 +464,10 @@ def _lateral_lqr(
     # state matrix A = prod M_j = [[1, p, q], [0, 1, r], [0, 0, 1]]; affine term g: g1 += c_j, g0 += a_j·g1
     # (old value), g2 = 0; input matrix B: B2 += dt, B1 += b_j·B2, B0 += a_j·B1 (old values)
     torch.cumsum(work.terms, dim=-1, out=work.sums)
-    r_before, _, g1_before = work.before
     r, p, g1 = work.totals
     b2_before, b2 = _input_column(speeds.shape[-1], dt, speeds.dtype, speeds.device)
-    q_terms, b1_terms, g0_terms = work.product_terms
-    torch.mul(a, r_before, out=q_terms)
-    torch.mul(b, b2_before, out=b1_terms)
-    torch.mul(a, g1_before, out=g0_terms)
+    torch.mul(a, work.r_g1_before, out=work.q_g0_terms)   # a_j·r_before_j and a_j·g1_before_j in one op
+    torch.mul(b, b2_before, out=work.b1_terms)
     torch.cumsum(work.products, dim=-1, out=work.product_sums)
     q, b1, g0 = work.product_totals
     torch.mul(a, work.b1_before, out=work.last_terms)
@@ -484,7 +479,8 @@ def _lateral_lqr(
     pred_heading = normalize_angle(heading_error + r * steer + g1)
 
     q0, q1, q2 = params.q_lateral
-    bq0, bq1, bq2 = b0 * q0, b1 * q1, b2 * q2
+    # a weight of 1 (NAVSIM's q0) is skipped: x·1 is x, bit for bit
+    bq0, bq1, bq2 = b0 if q0 == 1.0 else b0 * q0, b1 if q1 == 1.0 else b1 * q1, b2 * q2
     # the steering-angle terms are skipped when q2 = 0 (NAVSIM's default): adding a zero changes no sum
     # but the sign of a zero one
     denominator = bq0 * b0 + bq1 * b1

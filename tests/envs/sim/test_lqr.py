@@ -94,8 +94,7 @@ def test_each_step_is_the_tracker_commands_through_the_bicycle_model():
     targets = _TrackingTargets.build(references, *fit_velocity_curvature_profiles(references, params), params).rows()
     for k in range(40):
         state = simulated.index(k)
-        x, y, heading = state.pose[:, 0].unbind(-1)
-        accel, rate = _tracker_commands(k, x, y, heading, state.velocity[:, 0, 0], state.steering_angle[:, 0],
+        accel, rate = _tracker_commands(k, state.pose[:, 0], state.velocity[:, 0, 0], state.steering_angle[:, 0],
                                         targets[k], PACIFICA, params)
         expected = bicycle_step(state, accel[:, None], rate[:, None], PACIFICA, params.simulation_dt)
         for name, value in vars(simulated.index(k + 1)).items():

@@ -129,9 +129,11 @@ def _query_points(rng, scene, count):
     return points
 
 
+@pytest.mark.parametrize("merge_pairs", [0, 1 << 30])   # chunks split at every doubling / all merged
 @pytest.mark.parametrize("strip_height", [0.1, 2.0, 1000.0])
-def test_matches_shapely_contains_xy(strip_height):
+def test_matches_shapely_contains_xy(strip_height, merge_pairs, monkeypatch):
     shapely = pytest.importorskip("shapely")
+    monkeypatch.setattr("envs.sim.polygon_index._MERGE_PAIRS", merge_pairs)
     rng = np.random.default_rng(3)
     scenes = [_random_scene(rng, count) for count in (6, 0, 9, 1)]
     queries = [_query_points(rng, scene, 300) for scene in scenes]
@@ -146,11 +148,13 @@ def test_matches_shapely_contains_xy(strip_height):
             np.testing.assert_array_equal(out[b, :, m], expected)
 
 
+@pytest.mark.parametrize("merge_pairs", [0, 1 << 30])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_rotated_index_matches_shapely_also_on_edges_and_vertices(dtype):
+def test_rotated_index_matches_shapely_also_on_edges_and_vertices(dtype, merge_pairs, monkeypatch):
     # every scene in its own rotated frame, at map-scale coordinates: points on edges and vertices (exact in the
     # map frame, rounded in the rotated one) are re-tested in map coordinates, so the answers stay exact
     shapely = pytest.importorskip("shapely")
+    monkeypatch.setattr("envs.sim.polygon_index._MERGE_PAIRS", merge_pairs)
     rng = np.random.default_rng(5)
     scenes = [[p + 4e5 for p in _random_scene(rng, count)] for count in (7, 0, 5)]
     queries = [_query_points(rng, scene, 150) + 4e5 for scene in scenes]
