@@ -10,7 +10,7 @@ built from the scorer (`trainers.grpo_feedback`); SpanVLA's negatives / recoveri
 samples and PDM-Closed (`trainers.grpo_samples`); spec: shared/specs/posttraining.md §1, §7, §8.
 Defaults: Dr.GRPO advantages and a k3 KL anchor (β 0.04) to the SFT start, no imitation term (see the
 `advantage`, `kl_coef` and `imitation_coef` fields for why). `configs/grpo_agent/<agent>.yaml` adds per-agent
-defaults: the VLAs read the text prompt only (no cameras), the flow head samples with SDE noise 0.3.
+defaults: the VLAs read the text prompt only (no cameras), the flow head samples with SDE noise 0.3 at lr 5e-5.
 
     python -m trainers.grpo env=navsim                                   # front door: short SFT, then GRPO
     python -m trainers.grpo agent=vla_flow init_checkpoint=runs/sft__x/agent.pt steps=100 group_size=8

@@ -32,6 +32,8 @@ def test_defaults_compose_to_the_front_door():
     assert default.kl_coef == 0.04 and default.imitation_coef == 0.0 and default.noise_level is None
     flow = config("agent=vla_flow")                      # configs/grpo_agent/vla_flow.yaml
     assert flow.noise_level == 0.3 and config("agent=vla_flow", "noise_level=0.7").noise_level == 0.7
+    assert flow.lr == 5e-5 and default.lr == 1e-4 and config("agent=vla_flow", "lr=1e-4").lr == 1e-4
+    assert flow.agent.kwargs["cameras"] == [] and default.agent.kwargs["cameras"] == []    # text prompt only
     picked = config("agent=vla_flow", "reward.metric=epdms", "advantage=dr_grpo", "refine.enabled=true", "recovery.rate=0.5")
     assert picked.agent.name == "vla_flow" and picked.reward.metric.value == "epdms" and picked.refine.enabled
     assert picked.reward.weighted == ("ep", "ttc", "lk", "hc", "ec") and picked.recovery.rate == 0.5
