@@ -34,7 +34,13 @@ def _worker(pipe, env_class: str, num_envs: int, threads: int, kwargs: dict) -> 
     import torch
 
     torch.set_num_threads(threads)
-    env = load_object(env_class)(num_envs=num_envs, **kwargs)
+    try:
+        env = load_object(env_class)(num_envs=num_envs, **kwargs)
+    except Exception as error:  # noqa: BLE001 (a bad setting is raised by the caller)
+        pipe.send(WorkerError(error))
+        pipe.close()
+        return
+    pipe.send((env.single_observation_space, env.single_action_space))     # the caller's spaces
     try:
         while True:
             command, payload = pipe.recv()
@@ -95,13 +101,7 @@ class ProcessVectorEnv(VectorEnv):
             raise ValueError(f"processes={processes!r}: need an int in [1, num_envs={num_envs}]")
         if not (isinstance(threads, int) and threads >= 1):
             raise ValueError(f"threads={threads!r}: need an int >= 1")
-        probe = load_object(env_class)(num_envs=1, **kwargs)          # spaces only
-        self.single_observation_space = probe.single_observation_space
-        self.single_action_space = probe.single_action_space
-        probe.close()
         self.num_envs = num_envs
-        self.observation_space = batch_space(self.single_observation_space, num_envs)
-        self.action_space = batch_space(self.single_action_space, num_envs)
         self.sizes = [num_envs // processes + (k < num_envs % processes) for k in range(processes)]
         self.bounds = np.cumsum([0] + self.sizes)
         context = mp.get_context("spawn")
@@ -113,6 +113,13 @@ class ProcessVectorEnv(VectorEnv):
             child.close()
             self.pipes.append(parent)
             self.workers.append(worker)
+        try:        # every worker answers with its spaces once its env is built (this process builds none)
+            self.single_observation_space, self.single_action_space = self._receive()[0]
+        except Exception:
+            self.close_extras()
+            raise
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
 
     def _receive(self) -> list[Any]:
         """Every worker's answer, in order; the first worker error is raised here."""

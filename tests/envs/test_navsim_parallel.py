@@ -68,7 +68,9 @@ def test_process_rows_score_like_the_native_env(scene_dir):
         native.close()
 
 
-def test_bad_arguments_are_named(scene_dir):
+def test_bad_arguments_are_named(scene_dir, tmp_path):
+    with pytest.raises(ValueError, match=r"^worker 0 \(rows 0..0\): split=.*no scene/1 \*.json files"):
+        NavsimProcessVectorEnv(2, processes=2, data="files", split=str(tmp_path), obs=OBS)    # an empty folder
     with pytest.raises(ValueError, match="processes=4"):
         NavsimProcessVectorEnv(3, processes=4, data="files", split=str(scene_dir), obs=OBS)
     with pytest.raises(ValueError, match="version=3"):
